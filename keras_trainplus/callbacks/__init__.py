@@ -1,0 +1,3 @@
+"""keras_trainplus.callbacks."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""keras_trainplus.ensemble."""
+
+__all__ = []

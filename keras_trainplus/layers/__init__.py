@@ -1,0 +1,3 @@
+"""keras_trainplus.layers."""
+
+__all__ = []

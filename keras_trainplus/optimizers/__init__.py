@@ -1,0 +1,3 @@
+"""keras_trainplus.optimizers."""
+
+__all__ = []

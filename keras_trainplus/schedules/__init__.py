@@ -1,0 +1,3 @@
+"""keras_trainplus.schedules."""
+
+__all__ = []

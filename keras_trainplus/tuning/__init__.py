@@ -1,0 +1,3 @@
+"""keras_trainplus.tuning."""
+
+__all__ = []

@@ -1,0 +1,65 @@
+"""Test configuration shared by the whole suite.
+
+The suite runs once per backend (`KERAS_BACKEND=tensorflow`, `jax`, `torch`). Two CPU
+devices are made visible to TensorFlow and JAX before either initialises, so that the
+distribution tests can run data-parallel on this machine; single-device code is
+unaffected.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    ).strip()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+import keras  # noqa: E402
+
+from tests.helpers.backend import BACKEND  # noqa: E402
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {BACKEND}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under PyTorch only the smoke tests run (the contract of the torch backend)."""
+    if BACKEND != "torch":
+        return
+    skip = pytest.mark.skip(reason="PyTorch backend: smoke tests only")
+    for item in items:
+        if "smoke" not in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts from the same global state: seeds, float32 policy, no session."""
+    keras.utils.set_random_seed(1337)
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_dtype_policy("float32")
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def backend():
+    """The name of the Keras backend under test."""
+    return BACKEND
+
+
+@pytest.fixture
+def rng():
+    """A NumPy generator with a fixed seed, for synthetic data."""
+    return np.random.default_rng(0)
