@@ -11,18 +11,13 @@ def data_layer_class():
     Keras's own preprocessing layers derive from it: when called on TensorFlow graph
     tensors (a `tf.data` map) under the JAX or PyTorch backend, it switches the layer's
     `backend` attribute to TensorFlow for that call, so the same layer code runs in
-    the input pipeline and inside a compiled model. Keras 3 does not export it
-    (`keras.src.layers.preprocessing.data_layer.DataLayer`, named `TFDataLayer` in
-    `tf_data_layer` before Keras 3.11).
+    the input pipeline and inside a compiled model. Keras 3 does not export it; it is
+    `keras.src.layers.preprocessing.data_layer.DataLayer` since Keras 3.12.
 
     Subclasses compute with `self.backend.numpy`, `.image`, `.random`, `.core`,
     `.math` and `.nn` (the per-backend op modules behind `keras.ops`), and draw random
     numbers with the generator returned by `self._get_seed_generator(self.backend.name)`.
     """
-    try:
-        from keras.src.layers.preprocessing.data_layer import DataLayer
-    except ImportError:  # Keras < 3.11
-        from keras.src.layers.preprocessing.tf_data_layer import (
-            TFDataLayer as DataLayer,
-        )
+    from keras.src.layers.preprocessing.data_layer import DataLayer
+
     return DataLayer
