@@ -27,7 +27,10 @@ PANELS = [
         schedules.CosineDecay(0.1, 1000, final_learning_rate=0.01),
     ),
     ("LinearDecay(0.1, 800)", schedules.LinearDecay(0.1, 800)),
-    ("InverseSqrtDecay(0.1, timescale=50)", schedules.InverseSqrtDecay(0.1, timescale=50)),
+    (
+        "InverseSqrtDecay(0.1, timescale=50)",
+        schedules.InverseSqrtDecay(0.1, timescale=50),
+    ),
     (
         'WarmUp(CosineDecay(0.1, 900), 100) / shape="cosine"',
         [
@@ -39,7 +42,9 @@ PANELS = [
         "CyclicCosineDecay(0.1, 200) / cycle_mult=2, cycle_decay=0.7",
         [
             schedules.CyclicCosineDecay(0.1, 200),
-            schedules.CyclicCosineDecay(0.1, 100, 0.005, cycle_mult=2.0, cycle_decay=0.7),
+            schedules.CyclicCosineDecay(
+                0.1, 100, 0.005, cycle_mult=2.0, cycle_decay=0.7
+            ),
         ],
     ),
     (
@@ -76,7 +81,9 @@ def draw(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=os.path.join("docs", "images", "schedules.png"))
+    parser.add_argument(
+        "--output", default=os.path.join("docs", "images", "schedules.png")
+    )
     draw(parser.parse_args().output)
 
 

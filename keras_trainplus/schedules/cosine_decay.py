@@ -1,4 +1,4 @@
-"""Cosine decay from an initial to a final learning rate over a fixed number of steps."""
+"""Cosine decay from an initial to a final learning rate over a number of steps."""
 
 import keras
 from keras import ops

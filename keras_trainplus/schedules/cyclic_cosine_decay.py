@@ -144,7 +144,9 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         Returns:
             A list of `num_cycles` Python ints.
         """
-        num_cycles = _validation.check_number("num_cycles", num_cycles, low=0, integer=True)
+        num_cycles = _validation.check_number(
+            "num_cycles", num_cycles, low=0, integer=True
+        )
         mult = fractions.Fraction(self.cycle_mult)
         length = fractions.Fraction(self.cycle_steps)
         end, ends = fractions.Fraction(0), []
@@ -160,7 +162,9 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         mult = self.cycle_mult
         # The true index is estimate - 1, estimate or estimate + 1: start one below
         # and count the (up to two) cycle starts at or before `step`.
-        base = ops.clip(self._cycle_index_estimate(step) - 1.0, 0.0, self._largest_base)
+        base = ops.clip(
+            self._cycle_index_estimate(step) - 1.0, 0.0, self._largest_base
+        )
         if mult == 1.0:
             power, series = ops.ones_like(base), base
         else:

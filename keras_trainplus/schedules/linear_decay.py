@@ -1,4 +1,4 @@
-"""Linear decay from an initial to a final learning rate over a fixed number of steps."""
+"""Linear decay from an initial to a final learning rate over a number of steps."""
 
 import keras
 from keras import ops

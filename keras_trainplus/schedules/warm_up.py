@@ -47,7 +47,9 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
     [0.0, 0.05, 0.1, 0.05, 0.0]
     """
 
-    def __init__(self, schedule, warmup_steps, initial_learning_rate=0.0, shape="linear"):
+    def __init__(
+        self, schedule, warmup_steps, initial_learning_rate=0.0, shape="linear"
+    ):
         super().__init__()
         if isinstance(schedule, dict):
             schedule = keras.saving.deserialize_keras_object(schedule)
