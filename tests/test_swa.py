@@ -1,5 +1,7 @@
 """Stochastic Weight Averaging and BatchNormalization re-calibration."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -182,6 +184,7 @@ def test_warns_without_recalibration_data(rng):
         ({"start_epoch": 1, "swa_learning_rate": -0.1}, r"Argument `swa_learning_rate` must be >= 0.0"),
         ({"start_epoch": 1, "recalibration_steps": 0}, r"Argument `recalibration_steps` must be an integer >= 1"),
         ({"start_epoch": 1, "batch_size": 0}, r"Argument `batch_size` must be an integer >= 1"),
+        ({"start_epoch": 1, "backup_dir": ""}, r"Argument `backup_dir` must be None or a non-empty path"),
     ],
 )
 def test_invalid_arguments(kwargs, message):
@@ -207,5 +210,56 @@ def test_errors_at_fit(rng):
 
 def test_config_roundtrip():
     assert_config_roundtrip(
-        StochasticWeightAveraging(2, swa_learning_rate=0.01, recalibration_steps=5, batch_size=8)
+        StochasticWeightAveraging(
+            2, swa_learning_rate=0.01, recalibration_steps=5, batch_size=8, backup_dir="swa"
+        )
     )
+
+
+class Interrupt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.at = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.at and batch == 1:
+            raise RuntimeError("interrupted (simulated)")
+
+
+def test_resume_with_backup_and_restore(tmp_path, rng):
+    # 7 epochs, averaging from epoch 2; the first run dies inside epoch 4, after the
+    # average of epochs 2 and 3 was saved. The resumed run re-does epoch 4.
+    x, y = regression_data(rng)
+    backup, swa_backup = str(tmp_path / "backup"), tmp_path / "swa"
+
+    def make():
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)]
+        )
+        model.compile(keras.optimizers.SGD(0.2), "mse")
+        return model
+
+    first = EpochWeights()
+    with pytest.raises(RuntimeError, match="simulated"):
+        make().fit(
+            x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(backup), first,
+                       StochasticWeightAveraging(2, backup_dir=swa_backup), Interrupt(4)],
+        )
+    assert len(first.weights) == 4
+    assert sorted(os.listdir(swa_backup)) == ["swa-state-00003.npz", "swa-state-00004.npz"]
+
+    model, second = make(), EpochWeights()
+    swa = StochasticWeightAveraging(2, backup_dir=swa_backup)
+    model.fit(
+        x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
+        callbacks=[swa, second, keras.callbacks.BackupAndRestore(backup)],
+    )
+    assert len(second.weights) == 3 and swa.averaged_epochs == 5
+    epochs = first.weights[2:] + second.weights  # epochs 2..6, each once
+    for i, got in enumerate(model.get_weights()):
+        np.testing.assert_allclose(got, np.mean([e[i] for e in epochs], axis=0), rtol=1e-5, atol=1e-6)
+    assert os.listdir(swa_backup) == []

@@ -1,11 +1,15 @@
-"""Stochastic Weight Averaging, and the BatchNormalization re-calibration it needs."""
+"""Stochastic Weight Averaging (SWA) callback."""
 
+import os
+import tempfile
 import warnings
 
 import keras
 import numpy as np
 
 from keras_trainplus._validation import check_number
+from keras_trainplus.callbacks.batch_norm_recalibration import batch_norm_layers
+from keras_trainplus.callbacks.batch_norm_recalibration import recalibrate_batch_norm
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
@@ -24,6 +28,13 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
     cycle length 1 epoch). The average is kept on the device as tensors and updated
     once per epoch, outside the training step; at the end of training it is written
     into the model's trainable variables.
+
+    `keras.callbacks.BackupAndRestore` saves the model but not this average: give
+    `backup_dir` and the callback saves its state (average and count) at the end of
+    every epoch, atomically (temporary file + `os.replace`), keeping the last two
+    epochs' states. When `fit` resumes at epoch `e`, the state saved after epoch
+    `e - 1` is loaded, so no epoch is lost or counted twice. The files are deleted
+    when training ends.
 
     Averaged weights invalidate the BatchNormalization moving statistics (they
     belong to none of the averaged models), so when `recalibration_data` is given
@@ -44,6 +55,8 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         recalibration_steps: number of batches of `recalibration_data` to use, or
             `None` for all of it. Defaults to `None`.
         batch_size: batch size when `recalibration_data` is an array. Defaults to 32.
+        backup_dir: folder for the state used to resume an interrupted run, or
+            `None` not to save it. Defaults to `None`.
 
     Example:
 
@@ -65,6 +78,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         recalibration_data=None,
         recalibration_steps=None,
         batch_size=32,
+        backup_dir=None,
     ):
         super().__init__()
         self.start_epoch = check_number("start_epoch", start_epoch, low=0, integer=True)
@@ -80,6 +94,14 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             else check_number("recalibration_steps", recalibration_steps, low=1, integer=True)
         )
         self.batch_size = check_number("batch_size", batch_size, low=1, integer=True)
+        if backup_dir is not None and (
+            not isinstance(backup_dir, (str, os.PathLike)) or not str(backup_dir)
+        ):
+            raise ValueError(
+                "Argument `backup_dir` must be None or a non-empty path. "
+                f"Received: backup_dir={backup_dir!r}"
+            )
+        self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
         self.averaged_epochs = 0
         self._average = None
 
@@ -92,6 +114,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             )
         self.averaged_epochs = 0
         self._average = None
+        self._resumed = False
         self._original_learning_rate = None
         if self.swa_learning_rate is not None:
             learning_rate = self.model.optimizer.get_config()["learning_rate"]
@@ -104,6 +127,11 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             self._original_learning_rate = float(learning_rate)
 
     def on_epoch_begin(self, epoch, logs=None):
+        if not self._resumed:
+            # The first epoch of this `fit`, after any `BackupAndRestore` restore.
+            self._resumed = True
+            if self.backup_dir is not None and epoch > self.start_epoch:
+                self._load_state(epoch)
         if self.swa_learning_rate is not None and epoch >= self.start_epoch:
             self.model.optimizer.learning_rate = self.swa_learning_rate
 
@@ -117,9 +145,65 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         else:
             n = float(self.averaged_epochs)
             self._average = [a + (w - a) / n for a, w in zip(self._average, weights)]
+        if self.backup_dir is not None:
+            self._save_state(epoch + 1)
+
+    def _state_path(self, completed_epochs):
+        return os.path.join(self.backup_dir, f"swa-state-{completed_epochs:05d}.npz")
+
+    def _save_state(self, completed_epochs):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        arrays = {f"w{i}": keras.ops.convert_to_numpy(a) for i, a in enumerate(self._average)}
+        handle, temporary = tempfile.mkstemp(suffix=".tmp", dir=self.backup_dir)
+        try:
+            with os.fdopen(handle, "wb") as f:
+                np.savez(f, count=self.averaged_epochs, **arrays)
+            os.replace(temporary, self._state_path(completed_epochs))
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+        for old in self._state_files():
+            if old < completed_epochs - 1:
+                os.remove(self._state_path(old))
+
+    def _state_files(self):
+        if not os.path.isdir(self.backup_dir):
+            return []
+        names = os.listdir(self.backup_dir)
+        return sorted(
+            int(n[len("swa-state-") : -len(".npz")])
+            for n in names
+            if n.startswith("swa-state-") and n.endswith(".npz")
+        )
+
+    def _load_state(self, epoch):
+        path = self._state_path(epoch)
+        if not os.path.exists(path):
+            warnings.warn(
+                f"Resuming at epoch {epoch} without a saved SWA state ({path}): the "
+                "average restarts from this epoch.",
+                stacklevel=2,
+            )
+            return
+        variables = self.model.trainable_variables
+        with np.load(path) as state:
+            if len(state.files) != len(variables) + 1:
+                raise ValueError(
+                    f"The SWA state {path} holds {len(state.files) - 1} arrays but the "
+                    f"model has {len(variables)} trainable variables."
+                )
+            self.averaged_epochs = int(state["count"])
+            self._average = [
+                keras.ops.convert_to_tensor(state[f"w{i}"], dtype=v.dtype)
+                for i, v in enumerate(variables)
+            ]
 
     def on_train_end(self, logs=None):
         model = self.model
+        if self.backup_dir is not None:
+            for completed in self._state_files():
+                os.remove(self._state_path(completed))
         if self._original_learning_rate is not None:
             model.optimizer.learning_rate = self._original_learning_rate
         if self._average is None:
@@ -138,7 +222,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
                 steps=self.recalibration_steps,
                 batch_size=self.batch_size,
             )
-        elif _batch_norm_layers(model):
+        elif batch_norm_layers(model):
             warnings.warn(
                 "The averaged model has BatchNormalization layers whose moving "
                 "statistics no longer match its weights: pass `recalibration_data` "
@@ -152,104 +236,9 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             "swa_learning_rate": self.swa_learning_rate,
             "recalibration_steps": self.recalibration_steps,
             "batch_size": self.batch_size,
+            "backup_dir": self.backup_dir,
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
-    """Recomputes the moving statistics of every BatchNormalization layer of `model`.
-
-    After weight averaging (SWA) or any other edit of the weights, the moving mean
-    and variance of BatchNormalization layers no longer describe the activations.
-    This pass runs the model in training mode over `data`, one batch at a time, and
-    sets each layer's moving statistics to the exact average of its batch
-    statistics, weighted by batch size:
-
-        moving_mean = sum_b n_b mean_b / sum_b n_b,
-        moving_variance = sum_b n_b var_b / sum_b n_b,
-
-    with `mean_b`, `var_b` the batch mean and (biased) variance the layer computes
-    in training mode, as Keras uses them in its own moving average. With equal batch
-    sizes this is PyTorch's `torch.optim.swa_utils.update_bn` (a cumulative average,
-    `momentum=None`), except that Keras's batch variance is the biased one.
-
-    Keras updates the moving statistics as `m <- momentum m + (1 - momentum) s`; an
-    exponential average would weight the batches unequally, so the pass sets
-    `momentum = 0` (the layer then stores the batch statistics exactly), reads them
-    after each batch, averages them in float64 and restores `momentum` at the end.
-    The model runs in training mode, so Dropout is active, as in PyTorch. Weights
-    other than the moving statistics are not changed.
-
-    Args:
-        model: a Keras model (nested models are searched too).
-        data: an array of inputs (batched by `batch_size`), or an iterable of
-            batches `x` or `(x, y, ...)` such as a `tf.data.Dataset`.
-        steps: number of batches to use, or `None` for all. Defaults to `None`.
-        batch_size: batch size when `data` is an array. Defaults to 32.
-
-    Returns:
-        The number of batches used.
-    """
-    if steps is not None:
-        steps = check_number("steps", steps, low=1, integer=True)
-    batch_size = check_number("batch_size", batch_size, low=1, integer=True)
-    layers = _batch_norm_layers(model)
-    if not layers:
-        return 0
-    momenta = [layer.momentum for layer in layers]
-    totals = [None] * len(layers)
-    count, batches = 0, 0
-    try:
-        for layer in layers:
-            layer.momentum = 0.0
-        for x in _batches(data, batch_size):
-            if steps is not None and batches >= steps:
-                break
-            size = int(keras.tree.flatten(x)[0].shape[0])
-            model(x, training=True)
-            for i, layer in enumerate(layers):
-                stats = [
-                    size * keras.ops.convert_to_numpy(v).astype(np.float64)
-                    for v in (layer.moving_mean, layer.moving_variance)
-                ]
-                totals[i] = stats if totals[i] is None else [
-                    t + s for t, s in zip(totals[i], stats)
-                ]
-            count += size
-            batches += 1
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-    if not batches:
-        raise ValueError("Argument `data` yielded no batch to recalibrate on.")
-    for layer, (mean, variance) in zip(layers, totals):
-        layer.moving_mean.assign((mean / count).astype(layer.moving_mean.dtype))
-        layer.moving_variance.assign(
-            (variance / count).astype(layer.moving_variance.dtype)
-        )
-    return batches
-
-
-def _batch_norm_layers(layer):
-    found = []
-    for sublayer in getattr(layer, "layers", []):
-        if isinstance(sublayer, keras.layers.BatchNormalization):
-            found.append(sublayer)
-        else:
-            found.extend(_batch_norm_layers(sublayer))
-    return found
-
-
-def _batches(data, batch_size):
-    if isinstance(data, np.ndarray) or keras.ops.is_tensor(data):
-        data = keras.ops.convert_to_numpy(data)
-        for start in range(0, data.shape[0], batch_size):
-            yield data[start : start + batch_size]
-        return
-    if hasattr(data, "as_numpy_iterator"):
-        data = data.as_numpy_iterator()
-    for batch in data:
-        yield batch[0] if isinstance(batch, tuple) else batch
