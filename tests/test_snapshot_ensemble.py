@@ -23,13 +23,14 @@ def mean_prediction(y_true, y_pred):
     return keras.ops.mean(y_pred)
 
 
-def probe_model(learning_rate=0.1, compile_kwargs=None):
+def probe_model(learning_rate=0.1, compile_kwargs=None, loss_scale=False):
     model = keras.Sequential(
         [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
     )
-    model.compile(
-        keras.optimizers.SGD(learning_rate), loss=mean_prediction, **(compile_kwargs or {})
-    )
+    optimizer = keras.optimizers.SGD(learning_rate)
+    if loss_scale:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer, loss=mean_prediction, **(compile_kwargs or {}))
     return model
 
 
@@ -66,12 +67,13 @@ def snapshot_kernel(path):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("mode,compile_kwargs", compile_modes())
+@pytest.mark.parametrize("loss_scale", [False, True], ids=["sgd", "loss_scale"])
 def test_float_rate_follows_paper_and_snapshots_at_cycle_ends(
-    tmp_path, mode, compile_kwargs
+    tmp_path, mode, compile_kwargs, loss_scale
 ):
     # T = 5 epochs x 3 steps = 15, M = 4: ceil(15/4) = 4, cycles end at 4, 8, 12 and
     # the truncated last one at 15 (two of them mid-epoch).
-    model = probe_model(0.1, compile_kwargs)
+    model = probe_model(0.1, compile_kwargs, loss_scale)
     recorder = WeightRecorder()
     snapshots = SnapshotEnsemble(tmp_path, num_snapshots=4)
     fit_probe(model, [snapshots, recorder], steps_per_epoch=3, epochs=5)
@@ -239,8 +241,12 @@ class Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted (simulated)")
 
 
-@pytest.mark.parametrize("schedule", [False, True], ids=["float", "schedule"])
-def test_resume_with_backup_and_restore(tmp_path, schedule):
+@pytest.mark.parametrize(
+    "schedule,same_objects",
+    [(False, False), (True, False), (False, True)],
+    ids=["float", "schedule", "float-same-objects"],
+)
+def test_resume_with_backup_and_restore(tmp_path, schedule, same_objects):
     # T = 6 epochs x 2 steps, M = 4: cycles end at steps 3, 6, 9, 12. The run dies
     # right after step 6 (snapshot 2 written inside epoch 2); the last backup is from
     # the end of epoch 1 (step 4), so epoch 2 is re-run and snapshot 2 rewritten.
@@ -249,20 +255,24 @@ def test_resume_with_backup_and_restore(tmp_path, schedule):
     def learning_rate():
         return CyclicCosineDecay(0.1, cycle_steps=3) if schedule else 0.1
 
-    first = SnapshotEnsemble(snapshot_dir, num_snapshots=4)
+    first, first_model = SnapshotEnsemble(snapshot_dir, num_snapshots=4), probe_model(learning_rate())
     with pytest.raises(RuntimeError, match="simulated"):
         fit_probe(
-            probe_model(learning_rate()),
+            first_model,
             [keras.callbacks.BackupAndRestore(backup_dir), first, Interrupt(2, 1)],
             steps_per_epoch=2, epochs=6,
         )
     assert sorted(os.listdir(snapshot_dir)) == ["snapshot-001.keras", "snapshot-002.keras"]
 
-    # A fresh process would rebuild the model: do the same, callbacks in the other order.
+    # A fresh process would rebuild the model (or the same objects are fitted again);
+    # the callbacks come in the other order.
     recorder = WeightRecorder()
-    second = SnapshotEnsemble(snapshot_dir, num_snapshots=4)
+    if same_objects:
+        second, model = first, first_model
+    else:
+        second, model = SnapshotEnsemble(snapshot_dir, num_snapshots=4), probe_model(learning_rate())
     history = fit_probe(
-        probe_model(learning_rate()),
+        model,
         [second, keras.callbacks.BackupAndRestore(backup_dir), recorder],
         steps_per_epoch=2, epochs=6,
     )

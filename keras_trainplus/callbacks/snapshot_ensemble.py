@@ -6,8 +6,10 @@ import tempfile
 import warnings
 
 import keras
+import numpy as np
 
 from keras_trainplus._validation import check_number
+from keras_trainplus.callbacks._rates import learning_rate_config
 from keras_trainplus.ensemble.averaging import AveragingEnsemble
 
 
@@ -40,7 +42,9 @@ class SnapshotEnsemble(keras.callbacks.Callback):
       load with plain Keras whatever the order of the callbacks, and no retracing
       happens. The rate is reset to `a0` when training ends. `a0` is read from the
       optimizer when the callback is attached to the model (before any callback's
-      `on_train_begin`, hence before `BackupAndRestore` restores a checkpoint).
+      `on_train_begin`, hence before `BackupAndRestore` restores a checkpoint; when
+      a run it drove was interrupted, the same model and callback keep the first
+      `a0`). A `LossScaleOptimizer` is looked through to its inner optimizer.
       Both ways need `steps_per_execution=1` and a known number of steps per epoch.
 
     Snapshots are whole models (`model.save()`, `.keras` format) named
@@ -86,15 +90,24 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         self.keep = None if keep is None else check_number("keep", keep, low=1, integer=True)
         self.verbose = check_number("verbose", verbose, low=0, high=2, integer=True)
         self._initial_learning_rate = None
+        self._driven_optimizer = self._last_rate = None
         self._done = set()
 
     def set_model(self, model):
         super().set_model(model)
         optimizer = getattr(model, "optimizer", None)
-        if optimizer is not None:
-            learning_rate = optimizer.get_config()["learning_rate"]
-            if not isinstance(learning_rate, dict):
-                self._initial_learning_rate = float(learning_rate)
+        if optimizer is None:
+            return
+        learning_rate = learning_rate_config(optimizer)
+        if isinstance(learning_rate, dict):
+            return
+        # A run interrupted by an exception (no `on_train_end`) leaves in the
+        # optimizer the last rate this callback assigned: `a0` is kept then.
+        interrupted = optimizer is self._driven_optimizer and (
+            float(learning_rate) == self._last_rate
+        )
+        if not interrupted:
+            self._initial_learning_rate = float(learning_rate)
 
     def snapshot_path(self, index):
         """The file of snapshot `index` (1-based)."""
@@ -140,11 +153,12 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         self._steps, self._epochs = steps, epochs
         self._done = set()
         self._started = False
-        learning_rate = model.optimizer.get_config()["learning_rate"]
+        learning_rate = learning_rate_config(model.optimizer)
         self._driven = not isinstance(learning_rate, dict)
         if self._driven:
             total = epochs * steps
             self._cycle_steps = _cycle_steps(total, self.num_snapshots)
+            self._driven_optimizer = model.optimizer
             self._cycle_ends = [
                 min(k * self._cycle_steps, total)
                 for k in range(1, self.num_snapshots + 1)
@@ -203,6 +217,7 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             # `self.model` also re-syncs the JAX training state, so that the new
             # value reaches the next step.
             self.model.optimizer.learning_rate = rate
+            self._last_rate = float(np.float32(rate))
 
     def on_train_batch_end(self, batch, logs=None):
         position = self._epoch_start + batch + 1
@@ -213,6 +228,7 @@ class SnapshotEnsemble(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._driven:
             self.model.optimizer.learning_rate = self._initial_learning_rate
+            self._driven_optimizer = None
         missing = self.num_snapshots - len(self._done)
         if missing:
             warnings.warn(

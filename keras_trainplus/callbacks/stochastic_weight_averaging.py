@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_trainplus._validation import check_number
+from keras_trainplus.callbacks._rates import learning_rate_config
 from keras_trainplus.callbacks.batch_norm_recalibration import batch_norm_layers
 from keras_trainplus.callbacks.batch_norm_recalibration import recalibrate_batch_norm
 
@@ -117,7 +118,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         self._resumed = False
         self._original_learning_rate = None
         if self.swa_learning_rate is not None:
-            learning_rate = self.model.optimizer.get_config()["learning_rate"]
+            learning_rate = learning_rate_config(self.model.optimizer)
             if isinstance(learning_rate, dict):
                 raise ValueError(
                     "`swa_learning_rate` needs an optimizer built with a float "
