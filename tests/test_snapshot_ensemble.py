@@ -199,6 +199,24 @@ def test_build_ensemble_averages_the_snapshots(tmp_path):
     np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-7)
     # The snapshots differ: the ensemble is not one model three times.
     assert not np.allclose(members[0].get_weights()[0], members[2].get_weights()[0])
+    # Its members share one name (snapshots of one model); it still saves and loads.
+    path = str(tmp_path / "ensemble.keras")
+    ensemble.save(path)
+    loaded = keras.saving.load_model(path)
+    for member, original in zip(loaded.members, members):
+        for got, want in zip(member.get_weights(), original.get_weights()):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_warns_when_stopped_before_the_last_cycle(tmp_path):
+    class StopAfterEpoch1(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 1
+
+    snapshots = SnapshotEnsemble(tmp_path, num_snapshots=4)
+    with pytest.warns(UserWarning, match="2 of 4 snapshots not taken"):
+        fit_probe(probe_model(), [snapshots, StopAfterEpoch1()], steps_per_epoch=2, epochs=4)
+    assert len(snapshots.snapshot_paths) == 2
 
 
 def test_crash_mid_write_keeps_previous_snapshots(tmp_path, monkeypatch):
