@@ -200,8 +200,9 @@ def main():
     started = time.time()
     all_results = []
     with tempfile.TemporaryDirectory() as folder:
+        fixed = load_cifar10() if args.dataset == "cifar10" else None
         for seed in range(args.seeds):
-            data = load_digits(seed) if args.dataset == "digits" else load_cifar10()
+            data = load_digits(seed) if fixed is None else fixed
             test_size = len(data[1][1])
             results = run_seed(data, seed, args.epochs, args.cycles, args.learning_rate, folder)
             all_results.append(results)
@@ -216,11 +217,12 @@ def main():
         if args.dataset == "digits"
         else "CIFAR-10 (TensorFlow Datasets), small convnet"
     )
+    varying = "split, initializations and shuffling" if fixed is None else "initializations and shuffling"
     text = f"""## Ensembles (`examples/ensembles.py`)
 
 {dataset}; SGD with momentum 0.9, batch 32, peak rate {args.learning_rate}; every method
 gets the same budget of {args.epochs} epochs, except the last (reference) row;
-{args.seeds} seeds (the split, initializations and shuffling change with the seed).
+{args.seeds} seeds (the {varying} change with the seed).
 Snapshot ensemble: one run with `SnapshotEnsemble(num_snapshots={args.cycles})`
 driving the paper's restarted cosine rate; independent models: {args.cycles} models of
 {args.epochs // args.cycles} epochs (cosine decay), probabilities averaged; SWA: constant

@@ -105,6 +105,24 @@ def test_schedule_path_reads_cycle_ends(tmp_path, mode, compile_kwargs):
         np.testing.assert_allclose(snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6)
 
 
+def test_schedule_with_growing_cycles(tmp_path):
+    # SGDR cycles of 2, 4 and 8 steps end at steps 2, 6 and 14 = 7 epochs x 2 steps.
+    model = probe_model(CyclicCosineDecay(0.1, cycle_steps=2, cycle_mult=2.0))
+    recorder = WeightRecorder()
+    snapshots = SnapshotEnsemble(tmp_path, num_snapshots=3)
+    fit_probe(model, [snapshots, recorder], steps_per_epoch=2, epochs=7)
+
+    starts, lengths = [0, 2, 6], [2, 4, 8]
+    expected = [
+        0.05 * (math.cos(math.pi * (t - start) / length) + 1)
+        for start, length in zip(starts, lengths)
+        for t in range(start, start + length)
+    ]
+    np.testing.assert_allclose(-np.diff([0.0] + recorder.weights), expected, rtol=1e-5, atol=1e-7)
+    for path, end in zip(snapshots.snapshot_paths, (2, 6, 14)):
+        np.testing.assert_allclose(snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6)
+
+
 def test_schedule_cycles_must_fit_the_run(tmp_path):
     model = probe_model(CyclicCosineDecay(0.1, cycle_steps=5))
     snapshots = SnapshotEnsemble(tmp_path, num_snapshots=3)
