@@ -247,19 +247,21 @@ def test_resume_with_backup_and_restore(tmp_path, rng):
         make().fit(
             x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
             callbacks=[keras.callbacks.BackupAndRestore(backup), first,
-                       StochasticWeightAveraging(2, backup_dir=swa_backup), Interrupt(4)],
+                       StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup), Interrupt(4)],
         )
     assert len(first.weights) == 4
     assert sorted(os.listdir(swa_backup)) == ["swa-state-00003.npz", "swa-state-00004.npz"]
 
     model, second = make(), EpochWeights()
-    swa = StochasticWeightAveraging(2, backup_dir=swa_backup)
+    swa = StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup)
     model.fit(
         x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
-        callbacks=[swa, second, keras.callbacks.BackupAndRestore(backup)],
+        callbacks=[keras.callbacks.BackupAndRestore(backup), second, swa],
     )
     assert len(second.weights) == 3 and swa.averaged_epochs == 5
     epochs = first.weights[2:] + second.weights  # epochs 2..6, each once
     for i, got in enumerate(model.get_weights()):
         np.testing.assert_allclose(got, np.mean([e[i] for e in epochs], axis=0), rtol=1e-5, atol=1e-6)
     assert os.listdir(swa_backup) == []
+    # The restored checkpoint held the SWA rate; the original one is given back.
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.2, rtol=1e-7)

@@ -169,7 +169,6 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         os.makedirs(self.directory, exist_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
         if self._driven:
             # Position = steps of the run completed, counted from the epoch index,
             # which `BackupAndRestore` restores.

@@ -105,6 +105,24 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
         self.averaged_epochs = 0
         self._average = None
+        self._original_learning_rate = self._swa_optimizer = None
+
+    def set_model(self, model):
+        # Read before any callback's `on_train_begin` (so before `BackupAndRestore`
+        # restores a rate this callback had set), unless this callback's own
+        # interrupted run (no `on_train_end`) left the SWA rate in the optimizer.
+        super().set_model(model)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None or self.swa_learning_rate is None:
+            return
+        learning_rate = learning_rate_config(optimizer)
+        if isinstance(learning_rate, dict):
+            return
+        interrupted = optimizer is self._swa_optimizer and (
+            float(learning_rate) == float(np.float32(self.swa_learning_rate))
+        )
+        if not interrupted:
+            self._original_learning_rate = float(learning_rate)
 
     def on_train_begin(self, logs=None):
         epochs = self.params.get("epochs")
@@ -116,16 +134,14 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         self.averaged_epochs = 0
         self._average = None
         self._resumed = False
-        self._original_learning_rate = None
         if self.swa_learning_rate is not None:
-            learning_rate = learning_rate_config(self.model.optimizer)
-            if isinstance(learning_rate, dict):
+            if isinstance(learning_rate_config(self.model.optimizer), dict):
                 raise ValueError(
                     "`swa_learning_rate` needs an optimizer built with a float "
                     "learning rate; this one uses a schedule. Pass "
                     "swa_learning_rate=None or a float rate."
                 )
-            self._original_learning_rate = float(learning_rate)
+            self._swa_optimizer = self.model.optimizer
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self._resumed:
@@ -205,8 +221,9 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         if self.backup_dir is not None:
             for completed in self._state_files():
                 os.remove(self._state_path(completed))
-        if self._original_learning_rate is not None:
+        if self._swa_optimizer is not None:
             model.optimizer.learning_rate = self._original_learning_rate
+            self._swa_optimizer = None
         if self._average is None:
             warnings.warn(
                 f"Training ended before start_epoch={self.start_epoch}: no weights "
