@@ -126,7 +126,9 @@ def run_seed(data, seed, epochs, cycles, peak, folder):
         AveragingEnsemble(members), data
     )
 
-    swa = StochasticWeightAveraging(start_epoch=epochs - epochs // 4, swa_learning_rate=peak / 5)
+    swa = StochasticWeightAveraging(
+        start_epoch=epochs - max(1, epochs // 4), swa_learning_rate=peak / 5
+    )
     model = train(make_model(shape, classes, seed), data, epochs, peak, [swa])
     results["SWA (last quarter averaged)"] = accuracy(model, data)
 
@@ -226,7 +228,7 @@ gets the same budget of {args.epochs} epochs, except the last (reference) row;
 Snapshot ensemble: one run with `SnapshotEnsemble(num_snapshots={args.cycles})`
 driving the paper's restarted cosine rate; independent models: {args.cycles} models of
 {args.epochs // args.cycles} epochs (cosine decay), probabilities averaged; SWA: constant
-rate, then the weights of the last {args.epochs // 4} epochs averaged at a fifth of the
+rate, then the weights of the last {max(1, args.epochs // 4)} epochs averaged at a fifth of the
 rate. Accuracy on the held-out split, in %; "vs single model" is the mean over seeds
 of the per-seed difference.
 
