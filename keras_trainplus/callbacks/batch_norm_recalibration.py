@@ -31,9 +31,11 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
     other than the moving statistics are not changed.
 
     Args:
-        model: a Keras model (nested models are searched too).
+        model: a Keras model (nested models are searched too). Defaults to none
+            (required).
         data: an array of inputs (batched by `batch_size`), or an iterable of
-            batches `x` or `(x, y, ...)` such as a `tf.data.Dataset`.
+            batches `x` or `(x, y, ...)` such as a `tf.data.Dataset`. Defaults to
+            none (required).
         steps: number of batches to use, or `None` for all. Defaults to `None`.
         batch_size: batch size when `data` is an array. Defaults to 32.
 

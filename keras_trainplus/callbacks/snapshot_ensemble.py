@@ -57,8 +57,10 @@ class SnapshotEnsemble(keras.callbacks.Callback):
     as done, and a cycle re-run after an interruption overwrites its own file.
 
     Args:
-        directory: folder for the snapshot files (created if missing).
+        directory: folder for the snapshot files (created if missing). Defaults
+            to none (required).
         num_snapshots: `M`, the number of cycles and snapshots, an integer >= 1.
+            Defaults to none (required).
         keep: keep only the last `keep` snapshots on disk (older ones are deleted
             as new ones are written), or `None` to keep all `M`. Defaults to `None`.
         verbose: 1 to print a line per snapshot. Defaults to 0.

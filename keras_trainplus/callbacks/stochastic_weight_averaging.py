@@ -45,6 +45,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
     Args:
         start_epoch: first (0-based) epoch whose final weights enter the average,
             an integer >= 0; it must be smaller than the `epochs` of `fit`.
+            Defaults to none (required).
         swa_learning_rate: constant learning rate set on the optimizer from
             `start_epoch` on, or `None` to leave the rate alone. Needs an optimizer
             built with a float learning rate; the original rate is restored when

@@ -39,12 +39,13 @@ class AveragingEnsemble(keras.Model):
 
     Args:
         models: a non-empty list of built Keras models (Functional or Sequential)
-            with one input and one output.
+            with one input and one output. Defaults to none (required).
         weights: `None` or one non-negative number per member, not all zero;
             normalized to sum to 1. Defaults to `None` (equal weights).
         method: `"probabilities"`, `"logits"` or `"vote"`. Defaults to
             `"probabilities"`.
-        **kwargs: base `keras.Model` arguments (`name`, `dtype`...).
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`...). Defaults to
+            none.
 
     Example:
 
@@ -84,10 +85,11 @@ class AveragingEnsemble(keras.Model):
         """Builds an ensemble from saved `.keras` model files (loaded uncompiled).
 
         Args:
-            paths: a non-empty list of paths written by `model.save()`.
-            weights: as in the constructor.
-            method: as in the constructor.
-            **kwargs: base `keras.Model` arguments.
+            paths: a non-empty list of paths written by `model.save()`. Defaults
+                to none (required).
+            weights: as in the constructor. Defaults to `None`.
+            method: as in the constructor. Defaults to `"probabilities"`.
+            **kwargs: base `keras.Model` arguments. Defaults to none.
 
         Returns:
             An `AveragingEnsemble` of the loaded models, in the order of `paths`.

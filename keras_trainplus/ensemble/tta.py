@@ -34,12 +34,13 @@ class TestTimeAugmentation(keras.Model):
 
     Args:
         model: a built image model with one input of shape `(h, w, channels)`
-            (channels last) and one output.
+            (channels last) and one output. Defaults to none (required).
         flips: also average over left-right mirror images. Defaults to `True`.
         crops: `None`, `"center"` or `"five"`. Defaults to `"five"`.
         scales: a non-empty sequence of positive resize factors applied before
             cropping. Defaults to `(1.0,)`.
-        **kwargs: base `keras.Model` arguments (`name`, `dtype`...).
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`...). Defaults to
+            none.
 
     Example:
 
