@@ -1,3 +1,9 @@
 """keras_trainplus.ensemble."""
 
-__all__ = []
+from keras_trainplus.ensemble.averaging import AveragingEnsemble
+from keras_trainplus.ensemble.tta import TestTimeAugmentation
+
+__all__ = [
+    "AveragingEnsemble",
+    "TestTimeAugmentation",
+]

@@ -1,0 +1,302 @@
+"""Snapshot Ensembles: one run with a restarted cosine rate, a snapshot per cycle."""
+
+import math
+import os
+import tempfile
+import warnings
+
+import keras
+import numpy as np
+
+from keras_trainplus._validation import check_number
+from keras_trainplus.callbacks._rates import learning_rate_config
+from keras_trainplus.ensemble.averaging import AveragingEnsemble
+
+
+@keras.saving.register_keras_serializable(package="keras_trainplus")
+class SnapshotEnsemble(keras.callbacks.Callback):
+    """Saves a model snapshot at the end of each cycle of a cyclic cosine schedule.
+
+    Snapshot Ensembles (Huang et al. 2017, arXiv:1704.00109) train one model with a
+    cosine learning rate restarted `M` times (SGDR, Loshchilov & Hutter 2017,
+    arXiv:1608.03983) and keep the model reached at the end of each cycle, where the
+    rate is near 0 and the model sits in a local minimum; averaging the `M`
+    snapshots gives an ensemble for the cost of one training run. With `T` the
+    total number of steps of the run and `t = 1, ..., T` the step, the paper's rate is
+
+        a(t) = a0 / 2 * (cos(pi * mod(t - 1, ceil(T / M)) / ceil(T / M)) + 1)
+
+    and snapshot `k` is taken after step `min(k * ceil(T / M), T)`.
+
+    Two ways to drive the rate:
+
+    - the optimizer was built with a cyclic schedule exposing `cycle_end_steps(M)`
+      (`keras_trainplus.schedules.CyclicCosineDecay`): the schedule runs in-graph
+      and the callback snapshots at the optimizer steps it reports; they must all
+      fall inside the run (`ValueError` otherwise, before the first step). A
+      warning is given if training goes on after the last snapshot;
+    - the optimizer has a float learning rate `a0`: the callback drives the formula
+      above itself, by assigning the optimizer's learning-rate variable before every
+      step (batch granularity). This keeps the optimizer's variables and config as
+      the user built them, so `BackupAndRestore` checkpoints and the saved snapshots
+      load with plain Keras whatever the order of the callbacks, and no retracing
+      happens. The rate is reset to `a0` when training ends. `a0` is read from the
+      optimizer when the callback is attached to the model (before any callback's
+      `on_train_begin`, hence before `BackupAndRestore` restores a checkpoint; when
+      a run it drove was interrupted, the same model and callback keep the first
+      `a0`). A `LossScaleOptimizer` is looked through to its inner optimizer.
+      Both ways need `steps_per_execution=1` and a known number of steps per epoch.
+
+    Snapshots are whole models (`model.save()`, `.keras` format) named
+    `snapshot-001.keras`, ..., written atomically: each is saved to a temporary
+    file in `directory` and moved to its name with `os.replace`, so an
+    interruption mid-write leaves no partial snapshot and the previous snapshots
+    untouched. Resuming with `keras.callbacks.BackupAndRestore` neither loses nor
+    duplicates snapshots: the callback locates itself from the epoch (float rate) or
+    the optimizer's step counter (schedule), counts the cycles already completed
+    as done, and a cycle re-run after an interruption overwrites its own file.
+
+    Args:
+        directory: folder for the snapshot files (created if missing). Defaults
+            to none (required).
+        num_snapshots: `M`, the number of cycles and snapshots, an integer >= 1.
+            Defaults to none (required).
+        keep: keep only the last `keep` snapshots on disk (older ones are deleted
+            as new ones are written), or `None` to keep all `M`. Defaults to `None`.
+        verbose: 1 to print a line per snapshot. Defaults to 0.
+
+    Example:
+
+    >>> import numpy as np, tempfile
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> model.compile(keras.optimizers.SGD(0.1), "mse")
+    >>> snapshots = SnapshotEnsemble(tempfile.mkdtemp(), num_snapshots=2)
+    >>> _ = model.fit(np.ones((8, 4)), np.ones((8, 3)), epochs=4, batch_size=4,
+    ...               callbacks=[snapshots], verbose=0)
+    >>> len(snapshots.snapshot_paths)
+    2
+    >>> ensemble = snapshots.build_ensemble(method="logits")
+    """
+
+    def __init__(self, directory, num_snapshots, keep=None, verbose=0):
+        super().__init__()
+        if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+            raise ValueError(
+                "Argument `directory` must be a non-empty path. "
+                f"Received: directory={directory!r}"
+            )
+        self.directory = os.fspath(directory)
+        self.num_snapshots = check_number(
+            "num_snapshots", num_snapshots, low=1, integer=True
+        )
+        self.keep = None if keep is None else check_number("keep", keep, low=1, integer=True)
+        self.verbose = check_number("verbose", verbose, low=0, high=2, integer=True)
+        self._initial_learning_rate = None
+        self._driven_optimizer = self._last_rate = None
+        self._done = set()
+
+    def set_model(self, model):
+        super().set_model(model)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            return
+        learning_rate = learning_rate_config(optimizer)
+        if isinstance(learning_rate, dict):
+            return
+        # A run interrupted by an exception (no `on_train_end`) leaves in the
+        # optimizer the last rate this callback assigned: `a0` is kept then.
+        interrupted = optimizer is self._driven_optimizer and (
+            float(learning_rate) == self._last_rate
+        )
+        if not interrupted:
+            self._initial_learning_rate = float(learning_rate)
+
+    def snapshot_path(self, index):
+        """The file of snapshot `index` (1-based)."""
+        return os.path.join(self.directory, f"snapshot-{index:03d}.keras")
+
+    @property
+    def snapshot_paths(self):
+        """The snapshot files of the run that are on disk, oldest first."""
+        return [
+            self.snapshot_path(k)
+            for k in sorted(self._done)
+            if os.path.exists(self.snapshot_path(k))
+        ]
+
+    def build_ensemble(self, weights=None, method="probabilities"):
+        """Loads the snapshots on disk into an `AveragingEnsemble`.
+
+        Args:
+            weights: per-snapshot weights, see `AveragingEnsemble`. Defaults to `None`.
+            method: see `AveragingEnsemble`. Defaults to `"probabilities"`.
+        """
+        paths = self.snapshot_paths
+        if not paths:
+            raise ValueError(
+                "No snapshot has been written yet: call `fit` with this callback first."
+            )
+        return AveragingEnsemble.from_files(paths, weights=weights, method=method)
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        if not steps:
+            raise ValueError(
+                "SnapshotEnsemble needs the number of steps per epoch: pass "
+                "`steps_per_epoch` to `fit` or data of known length."
+            )
+        if getattr(model, "steps_per_execution", 1) != 1:
+            raise ValueError(
+                "SnapshotEnsemble changes the rate and saves between steps and needs "
+                "`steps_per_execution=1`. Received: steps_per_execution="
+                f"{model.steps_per_execution}"
+            )
+        self._steps, self._epochs = steps, epochs
+        self._done = set()
+        self._started = False
+        learning_rate = learning_rate_config(model.optimizer)
+        self._driven = not isinstance(learning_rate, dict)
+        if self._driven:
+            total = epochs * steps
+            self._cycle_steps = _cycle_steps(total, self.num_snapshots)
+            self._driven_optimizer = model.optimizer
+            self._cycle_ends = [
+                min(k * self._cycle_steps, total)
+                for k in range(1, self.num_snapshots + 1)
+            ]
+        else:
+            schedule = keras.optimizers.schedules.deserialize(learning_rate)
+            self._cycle_ends = _schedule_cycle_ends(schedule, self.num_snapshots)
+        os.makedirs(self.directory, exist_ok=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._driven:
+            # Position = steps of the run completed, counted from the epoch index,
+            # which `BackupAndRestore` restores.
+            self._epoch_start = epoch * self._steps
+        else:
+            # Position = the optimizer's step counter, the schedule's own clock; read
+            # once per epoch (the only host read), after any restore.
+            self._epoch_start = int(
+                keras.ops.convert_to_numpy(self.model.optimizer.iterations)
+            )
+        if not self._started:
+            self._started = True
+            self._check_fit(epoch)
+            self._done = {
+                k
+                for k, end in enumerate(self._cycle_ends, start=1)
+                if end <= self._epoch_start
+            }
+
+    def _check_fit(self, epoch):
+        run_end = self._epoch_start + (self._epochs - epoch) * self._steps
+        late = [e for e in self._cycle_ends if e > run_end]
+        if late:
+            raise ValueError(
+                f"The {self.num_snapshots} cycles of the optimizer's schedule end at "
+                f"steps {self._cycle_ends}, but this run ends at step {run_end} "
+                f"({self._epochs} epochs of {self._steps} steps): increase `epochs` "
+                "or shorten the cycles."
+            )
+        if not self._driven and self._cycle_ends[-1] < run_end:
+            warnings.warn(
+                f"The last of the {self.num_snapshots} cycles ends at step "
+                f"{self._cycle_ends[-1]} but the run goes on until step {run_end}: "
+                "the steps after the last snapshot are not in the ensemble.",
+                stacklevel=2,
+            )
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._driven:
+            t = self._epoch_start + batch + 1
+            c = self._cycle_steps
+            rate = self._initial_learning_rate / 2.0 * (
+                math.cos(math.pi * ((t - 1) % c) / c) + 1.0
+            )
+            # `self.model` also re-syncs the JAX training state, so that the new
+            # value reaches the next step.
+            self.model.optimizer.learning_rate = rate
+            self._last_rate = float(np.float32(rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        position = self._epoch_start + batch + 1
+        for k, end in enumerate(self._cycle_ends, start=1):
+            if end == position:
+                self._save_snapshot(k)
+
+    def on_train_end(self, logs=None):
+        if self._driven:
+            self.model.optimizer.learning_rate = self._initial_learning_rate
+            self._driven_optimizer = None
+        missing = self.num_snapshots - len(self._done)
+        if missing:
+            warnings.warn(
+                f"Training ended with {missing} of {self.num_snapshots} snapshots not "
+                "taken (stopped early?).",
+                stacklevel=2,
+            )
+
+    def _save_snapshot(self, index):
+        path = self.snapshot_path(index)
+        handle, temporary = tempfile.mkstemp(
+            prefix=".snapshot-", suffix=".keras", dir=self.directory
+        )
+        os.close(handle)
+        try:
+            self.model.save(temporary, overwrite=True)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+        self._done.add(index)
+        if self.keep is not None:
+            for old in [k for k in self._done if k <= index - self.keep]:
+                if os.path.exists(self.snapshot_path(old)):
+                    os.remove(self.snapshot_path(old))
+        if self.verbose:
+            print(f"SnapshotEnsemble: saved {path}")
+
+    def get_config(self):
+        return {
+            "directory": self.directory,
+            "num_snapshots": self.num_snapshots,
+            "keep": self.keep,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _cycle_steps(total, num_snapshots):
+    """`ceil(T / M)`, checking that `M` non-empty cycles fit in `T` steps."""
+    cycle = -(-total // num_snapshots)
+    if num_snapshots > total or (num_snapshots - 1) * cycle >= total:
+        raise ValueError(
+            f"`num_snapshots={num_snapshots}` cycles of ceil(T/M) = {cycle} steps do "
+            f"not fit in the T = {total} steps of this run: the last cycle would be "
+            "empty. Use fewer snapshots or more epochs/steps."
+        )
+    return cycle
+
+
+def _schedule_cycle_ends(schedule, num_snapshots):
+    if not hasattr(schedule, "cycle_end_steps"):
+        raise ValueError(
+            "SnapshotEnsemble needs an optimizer with a float learning rate (the "
+            "callback then drives the cyclic cosine rate) or a cyclic schedule that "
+            "reports its cycle ends (`cycle_end_steps`), such as "
+            "`keras_trainplus.schedules.CyclicCosineDecay`. Received: "
+            f"{type(schedule).__name__}"
+        )
+    ends = [int(e) for e in schedule.cycle_end_steps(num_snapshots)]
+    if len(ends) != num_snapshots or any(b <= a for a, b in zip(ends, ends[1:])):
+        raise ValueError(
+            f"The schedule's cycle_end_steps({num_snapshots}) must return "
+            f"{num_snapshots} increasing steps. Received: {ends}"
+        )
+    return ends

@@ -1,0 +1,267 @@
+"""Stochastic Weight Averaging and BatchNormalization re-calibration."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_trainplus.callbacks import StochasticWeightAveraging
+from keras_trainplus.callbacks import recalibrate_batch_norm
+from tests.helpers.backend import compile_modes
+from tests.helpers.config import assert_config_roundtrip
+
+
+class EpochWeights(keras.callbacks.Callback):
+    """Records the trainable weights at the end of every epoch, in float64."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(
+            [keras.ops.convert_to_numpy(v).astype(np.float64) for v in self.model.trainable_variables]
+        )
+
+
+def regression_data(rng, n=48):
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = np.sin(x @ rng.normal(size=(4, 2))).astype("float32")
+    return x, y
+
+
+def bn_model():
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(5),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Dense(3),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+def numpy_bn_statistics(model, x, batch_size):
+    """Batch-size-weighted average of each BN layer's batch statistics, in float64.
+
+    Forward pass in training mode written out in NumPy for the `bn_model` layout.
+    """
+    w1, b1, g1, be1, _, _, w2, b2, g2, _, _, _, _, _ = [
+        w.astype(np.float64) for w in model.get_weights()
+    ]
+    eps = model.layers[1].epsilon
+    sums = np.zeros(5), np.zeros(5), np.zeros(3), np.zeros(3)
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].astype(np.float64)
+        h1 = xb @ w1 + b1
+        m1, v1 = h1.mean(axis=0), h1.var(axis=0)
+        a1 = np.maximum(g1 * (h1 - m1) / np.sqrt(v1 + eps) + be1, 0.0)
+        h2 = a1 @ w2 + b2
+        m2, v2 = h2.mean(axis=0), h2.var(axis=0)
+        sums = tuple(s + len(xb) * v for s, v in zip(sums, (m1, v1, m2, v2)))
+    return [s / len(x) for s in sums]
+
+
+def bn_statistics(model):
+    return [
+        keras.ops.convert_to_numpy(v)
+        for layer in (model.layers[1], model.layers[4])
+        for v in (layer.moving_mean, layer.moving_variance)
+    ]
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("mode,compile_kwargs", compile_modes())
+def test_weights_are_mean_of_epoch_weights_from_start_epoch(rng, mode, compile_kwargs):
+    x, y = regression_data(rng)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)]
+    )
+    model.compile(keras.optimizers.SGD(0.2, momentum=0.5), "mse", **compile_kwargs)
+    recorder = EpochWeights()
+    swa = StochasticWeightAveraging(start_epoch=3)
+    model.fit(x, y, batch_size=12, epochs=7, verbose=0, callbacks=[recorder, swa])
+
+    assert swa.averaged_epochs == 4
+    expected = [np.mean([epoch[i] for epoch in recorder.weights[3:]], axis=0) for i in range(4)]
+    for got, want in zip(model.get_weights(), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The average differs from the last iterate (the test can tell them apart).
+    assert not np.allclose(recorder.weights[-1][0], expected[0], atol=1e-4)
+
+
+def mean_prediction(y_true, y_pred):
+    return keras.ops.mean(y_pred)
+
+
+def test_swa_learning_rate_from_start_epoch():
+    # y = w x with x = 1 and loss mean(y): SGD moves w by exactly -lr per step.
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    model.compile(keras.optimizers.SGD(0.1), loss=mean_prediction)
+    steps = []
+
+    class StepWeights(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append(float(self.model.get_weights()[0][0, 0]))
+
+    swa = StochasticWeightAveraging(start_epoch=2, swa_learning_rate=0.02)
+    x = np.ones((4, 1), "float32")
+    model.fit(x, x, batch_size=2, epochs=4, shuffle=False, verbose=0, callbacks=[swa, StepWeights()])
+
+    rates = -np.diff([0.0] + steps)
+    np.testing.assert_allclose(rates, [0.1] * 4 + [0.02] * 4, rtol=1e-5)
+    # Average of the weights after epochs 2 and 3 (steps 6 and 8).
+    np.testing.assert_allclose(model.get_weights()[0][0, 0], (steps[5] + steps[7]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.1, rtol=1e-7)
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("batch_size", [16, 50])
+def test_recalibrate_batch_norm_matches_numpy(rng, batch_size):
+    x = rng.normal(loc=1.5, scale=2.0, size=(50, 4)).astype("float32")
+    model = bn_model()
+    model.set_weights([w + rng.normal(scale=0.3, size=w.shape).astype("float32") for w in model.get_weights()])
+    before = [keras.ops.convert_to_numpy(w) for w in model.trainable_variables]
+
+    used = recalibrate_batch_norm(model, x, batch_size=batch_size)
+
+    assert used == -(-50 // batch_size)
+    expected = numpy_bn_statistics(model, x, batch_size)
+    for got, want in zip(bn_statistics(model), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(model.trainable_variables, before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), want)
+    assert model.layers[1].momentum == 0.99 and model.layers[4].momentum == 0.99
+
+
+def test_recalibrate_from_dataset_with_steps(rng):
+    import tensorflow as tf
+
+    x = rng.normal(size=(40, 4)).astype("float32")
+    y = np.zeros((40, 2), "float32")
+    model = bn_model()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
+    assert recalibrate_batch_norm(model, dataset, steps=3) == 3
+    expected = numpy_bn_statistics(model, x[:30], 10)
+    for got, want in zip(bn_statistics(model), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,compile_kwargs", compile_modes())
+def test_swa_recalibrates_batch_norm_at_the_end(rng, mode, compile_kwargs):
+    x, y = regression_data(rng)
+    model = bn_model()
+    model.compile(keras.optimizers.SGD(0.05), "mse", **compile_kwargs)
+    recorder = EpochWeights()
+    swa = StochasticWeightAveraging(start_epoch=2, recalibration_data=x, batch_size=16)
+    model.fit(x, y, batch_size=12, epochs=5, verbose=0, callbacks=[recorder, swa])
+
+    expected_weights = [np.mean([e[i] for e in recorder.weights[2:]], axis=0) for i in range(10)]
+    for got, want in zip(model.trainable_variables, expected_weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(bn_statistics(model), numpy_bn_statistics(model, x, 16)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_warns_without_recalibration_data(rng):
+    x, y = regression_data(rng, 16)
+    model = bn_model()
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    with pytest.warns(UserWarning, match="pass `recalibration_data`"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[StochasticWeightAveraging(1)])
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"start_epoch": -1}, r"Argument `start_epoch` must be an integer >= 0. Received: start_epoch=-1"),
+        ({"start_epoch": 1, "swa_learning_rate": -0.1}, r"Argument `swa_learning_rate` must be >= 0.0"),
+        ({"start_epoch": 1, "recalibration_steps": 0}, r"Argument `recalibration_steps` must be an integer >= 1"),
+        ({"start_epoch": 1, "batch_size": 0}, r"Argument `batch_size` must be an integer >= 1"),
+        ({"start_epoch": 1, "backup_dir": ""}, r"Argument `backup_dir` must be None or a non-empty path"),
+    ],
+)
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        StochasticWeightAveraging(**kwargs)
+
+
+def test_errors_at_fit(rng):
+    x, y = regression_data(rng, 8)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    with pytest.raises(ValueError, match=r"`start_epoch` must be < epochs \(3\).*start_epoch=3"):
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[StochasticWeightAveraging(3)])
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    model.compile(keras.optimizers.SGD(schedule), "mse")
+    with pytest.raises(ValueError, match="`swa_learning_rate` needs an optimizer built with a float"):
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[StochasticWeightAveraging(1, 0.01)])
+    with pytest.raises(ValueError, match="data` yielded no batch"):
+        recalibrate_batch_norm(bn_model(), [])
+    with pytest.raises(ValueError, match=r"Argument `steps` must be an integer >= 1"):
+        recalibrate_batch_norm(bn_model(), x, steps=0)
+
+
+def test_config_roundtrip():
+    assert_config_roundtrip(
+        StochasticWeightAveraging(
+            2, swa_learning_rate=0.01, recalibration_steps=5, batch_size=8, backup_dir="swa"
+        )
+    )
+
+
+class Interrupt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.at = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.at and batch == 1:
+            raise RuntimeError("interrupted (simulated)")
+
+
+def test_resume_with_backup_and_restore(tmp_path, rng):
+    # 7 epochs, averaging from epoch 2; the first run dies inside epoch 4, after the
+    # average of epochs 2 and 3 was saved. The resumed run re-does epoch 4.
+    x, y = regression_data(rng)
+    backup, swa_backup = str(tmp_path / "backup"), tmp_path / "swa"
+
+    def make():
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)]
+        )
+        model.compile(keras.optimizers.SGD(0.2), "mse")
+        return model
+
+    first = EpochWeights()
+    with pytest.raises(RuntimeError, match="simulated"):
+        make().fit(
+            x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(backup), first,
+                       StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup), Interrupt(4)],
+        )
+    assert len(first.weights) == 4
+    assert sorted(os.listdir(swa_backup)) == ["swa-state-00003.npz", "swa-state-00004.npz"]
+
+    model, second = make(), EpochWeights()
+    swa = StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup)
+    model.fit(
+        x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(backup), second, swa],
+    )
+    assert len(second.weights) == 3 and swa.averaged_epochs == 5
+    epochs = first.weights[2:] + second.weights  # epochs 2..6, each once
+    for i, got in enumerate(model.get_weights()):
+        np.testing.assert_allclose(got, np.mean([e[i] for e in epochs], axis=0), rtol=1e-5, atol=1e-6)
+    assert os.listdir(swa_backup) == []
+    # The restored checkpoint held the SWA rate; the original one is given back.
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.2, rtol=1e-7)
