@@ -1,3 +1,6 @@
 """keras_trainplus.layers."""
 
-__all__ = []
+from keras_trainplus.layers.mixup import Mixup
+from keras_trainplus.layers.pca_lighting import PCALighting
+
+__all__ = ["Mixup", "PCALighting"]
