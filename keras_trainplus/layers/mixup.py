@@ -98,6 +98,8 @@ class Mixup(BaseAugmentation):
         self.label_smoothing = check(
             "label_smoothing", label_smoothing, low=0.0, high=1.0, high_inclusive=False
         )
+        # No weights to create: built at once, so `stateless_call` works before any call.
+        self.built = True
 
     def __call__(self, *args, **kwargs):
         # `tf.data` hands tuple elements over as separate positional arguments.
@@ -190,42 +192,69 @@ class Mixup(BaseAugmentation):
     def get_random_transformation(self, images):
         """Draws the batch's mixing weight and, with CutMix, its box.
 
-        Returns a dict of scalars: `lam` (Mixup's weight), `use_cutmix` (bool),
-        `cutmix_lam` and the box `top`, `left`, `box_height`, `box_width` (ints,
-        before clipping); `label_weight` is the weight the labels receive.
+        Returns a dict of scalars: `lam` (Mixup's weight) and `label_weight` (the
+        labels' weight); with `cutmix_alpha > 0` also `use_cutmix` (bool) and the
+        box `top`, `left`, `box_height`, `box_width` (int32, before clipping).
         """
-        seed = self._seed()
-        random = self.backend.random
-        lam = random.beta((), self.alpha, self.alpha, dtype="float32", seed=seed)
-        transformation = {"lam": lam, "label_weight": lam}
         if self.cutmix_alpha == 0.0:
-            return transformation
-        a = self.cutmix_alpha
-        cut_lam = random.beta((), a, a, dtype="float32", seed=seed)
+            lam = self._sample_beta([self.alpha])[0]
+            return {"lam": lam, "label_weight": lam}
+        np_, random, seed = self.backend.numpy, self.backend.random, self._seed()
+        draws = self._sample_beta([self.alpha, self.cutmix_alpha])
+        lam, cut_lam = draws[0], draws[1]
         height, width = self._spatial_size(images)
+        size = self.backend.cast(np_.stack([height, width]), "float32")
+        box = self.backend.cast(np_.floor(np_.sqrt(1.0 - cut_lam) * size), "int32")
         centre = random.uniform((2,), dtype="float32", seed=seed)
-        box = self.backend.numpy.floor(
-            self.backend.numpy.sqrt(1.0 - cut_lam)
-            * self.backend.cast(self.backend.numpy.stack([height, width]), "float32")
-        )
-        box = self.backend.cast(box, "int32")
-        corner = self.backend.cast(
-            centre * self.backend.cast(self.backend.numpy.stack([height, width]), "float32"),
-            "int32",
-        ) - box // 2
-        transformation.update(
-            use_cutmix=random.uniform((), seed=seed) < self.switch_prob,
-            top=corner[0],
-            left=corner[1],
-            box_height=box[0],
-            box_width=box[1],
-        )
-        transformation["label_weight"] = self.backend.numpy.where(
+        corner = self.backend.cast(centre * size, "int32") - box // 2
+        transformation = {
+            "lam": lam,
+            "use_cutmix": random.uniform((), seed=seed) < self.switch_prob,
+            "top": corner[0],
+            "left": corner[1],
+            "box_height": box[0],
+            "box_width": box[1],
+        }
+        transformation["label_weight"] = np_.where(
             transformation["use_cutmix"],
             1.0 - self._box_area(transformation, height, width),
             lam,
         )
         return transformation
+
+    def _sample_beta(self, concentrations):
+        """One draw of `Beta(a, a)` for each `a` in `concentrations`, shape `(n,)`.
+
+        `lam = X / (X + Y)` with `X, Y ~ Gamma(a)`, computed as
+        `sigmoid(log X - log Y)` so that small `a` cannot give 0 / 0. Gammas come from
+        Marsaglia & Tsang's method (ACM TOMS 26(3), 2000) with shape `a + 1` and
+        `Gamma(a) = Gamma(a + 1) U^(1 / a)` for `a < 1`; its acceptance rate is over
+        95%, so of 16 vectorised candidates the first accepted one is taken (all 16
+        rejected has probability below 1e-20). Unlike
+        `tf.random.stateless_gamma`, this compiles with XLA.
+        """
+        n, candidates = len(concentrations), 16
+        np_, random, seed = self.backend.numpy, self.backend.random, self._seed()
+        shape = np_.array([a + 1.0 if a < 1.0 else a for a in concentrations], "float32")
+        boost = np_.array([1.0 / a if a < 1.0 else 0.0 for a in concentrations], "float32")
+        d = (shape - 1.0 / 3.0)[None, :, None]
+        c = 1.0 / np_.sqrt(9.0 * d)
+        x = random.normal((2, n, candidates), dtype="float32", seed=seed)
+        u = random.uniform((2, n, candidates), dtype="float32", seed=seed)
+        v = np_.maximum((1.0 + c * x) ** 3, 1e-30)
+        log_v = np_.log(v)
+        accepted = (1.0 + c * x > 0.0) & (
+            np_.log(u) < 0.5 * x * x + d - d * v + d * log_v
+        )
+        first = self.backend.nn.one_hot(
+            np_.argmax(self.backend.cast(accepted, "int32"), axis=-1),
+            candidates,
+            dtype="float32",
+        )
+        log_gamma = np_.log(d[..., 0]) + np_.sum(first * log_v, axis=-1)
+        boost_u = random.uniform((2, n), minval=1e-30, dtype="float32", seed=seed)
+        log_gamma = log_gamma + boost * np_.log(boost_u)
+        return self.backend.nn.sigmoid(log_gamma[0] - log_gamma[1])
 
     def _spatial_size(self, images):
         shape = self.backend.core.shape(images)
