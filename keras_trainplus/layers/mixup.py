@@ -263,16 +263,14 @@ class Mixup(BaseAugmentation):
         return shape[2], shape[3]
 
     def _box_mask(self, transformation, height, width):
-        """Float (H, W) mask, 1 inside the clipped box (pixels taken from the partner)."""
+        """Boolean (H, W) mask, true inside the box (pixels taken from the partner)."""
         np_ = self.backend.numpy
         rows = np_.arange(height, dtype="int32")
         cols = np_.arange(width, dtype="int32")
         top, left = transformation["top"], transformation["left"]
         inside_rows = (rows >= top) & (rows < top + transformation["box_height"])
         inside_cols = (cols >= left) & (cols < left + transformation["box_width"])
-        return self.backend.cast(
-            inside_rows[:, None] & inside_cols[None, :], self.compute_dtype
-        )
+        return inside_rows[:, None] & inside_cols[None, :]
 
     def _box_area(self, transformation, height, width):
         """Share of the image covered by the box once clipped to it."""
@@ -288,24 +286,31 @@ class Mixup(BaseAugmentation):
         return area / self.backend.cast(height * width, "float32")
 
     def transform_images(self, images, transformation):
-        """Blends each image with its partner by the transformation's weights."""
-        dtype = self.compute_dtype
-        weight = self.backend.cast(transformation["lam"], dtype)
-        if "use_cutmix" in transformation:
-            height, width = self._spatial_size(images)
-            keep = 1.0 - self._box_mask(transformation, height, width)
-            weight = self.backend.numpy.where(
-                transformation["use_cutmix"], keep, weight
-            )
-            weight = weight[:, :, None] if self.data_format == "channels_last" else weight
+        """Blends each image with its partner (Mixup) or pastes the partner's box."""
         partners = self.backend.numpy.roll(images, 1, axis=0)
-        return weight * images + (1.0 - weight) * partners
+        lam = self.backend.cast(transformation["lam"], self.compute_dtype)
+
+        def mixup():
+            # lam x_i + (1 - lam) x_j, with one multiplication per pixel.
+            return partners + lam * (images - partners)
+
+        if "use_cutmix" not in transformation:
+            return mixup()
+
+        def cutmix():
+            height, width = self._spatial_size(images)
+            mask = self._box_mask(transformation, height, width)
+            mask = mask[None, :, :, None] if self.data_format == "channels_last" else mask
+            return self.backend.numpy.where(mask, partners, images)
+
+        # Only the branch the batch uses is computed.
+        return self.backend.core.cond(transformation["use_cutmix"], cutmix, mixup)
 
     def mix(self, values, weight):
         """`weight * values[i] + (1 - weight) * values[i - 1]` along the batch axis."""
         weight = self.backend.cast(weight, self.compute_dtype)
         partners = self.backend.numpy.roll(values, 1, axis=0)
-        return weight * values + (1.0 - weight) * partners
+        return partners + weight * (values - partners)
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):
