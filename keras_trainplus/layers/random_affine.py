@@ -4,6 +4,7 @@ import math
 
 import keras
 
+from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._geometric import GeometricAugmentation
@@ -35,8 +36,9 @@ class RandomAffine(GeometricAugmentation):
 
     On TensorFlow (including `tf.data` under any backend) the resample runs in
     TensorFlow's fused projective-transform kernel (`keras.ops.image.affine_transform`,
-    same coordinates); elsewhere in keras_trainplus's gather core. Both read each
-    output pixel once.
+    same coordinates and fill modes) except for `fill_mode="wrap"` and under XLA
+    (`jit_compile=True`, which cannot compile that kernel); elsewhere in
+    keras_trainplus's gather core. Both read each output pixel once.
 
     At inference (`training=False`) the layer is the identity.
 
@@ -149,7 +151,13 @@ class RandomAffine(GeometricAugmentation):
         return ys, xs, None
 
     def transform_images(self, images, transformation):
-        if self.backend.name != "tensorflow":
+        # TensorFlow's kernel wraps with period `size - 1`, not `size` (the gather
+        # core keeps "wrap" the same on every backend), and XLA cannot compile it.
+        if (
+            self.backend.name != "tensorflow"
+            or self.fill_mode == "wrap"
+            or _compat.in_tensorflow_xla_context()
+        ):
             return super().transform_images(images, transformation)
         shape = self.backend.core.shape(images)
         matrices = self.matrices(transformation, shape[1], shape[2])
