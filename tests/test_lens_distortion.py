@@ -34,9 +34,11 @@ def geometry(height, width, dx, dy):
 def test_each_output_pixel_reads_the_point_the_formula_sends_there(k1, k2):
     height, width, dx, dy = 48, 64, 0.1, -0.05
     ys, xs = np.mgrid[0:height, 0:width].astype("float32")
-    # Bilinear reads of a linear ramp are exact: the output holds the source point.
+    # Bilinear reads of a linear ramp are exact: the output holds the source point
+    # (with "nearest" fill, reads beyond the image hold the border and are excluded).
     ramp = np.stack([xs, ys], axis=-1)[None]
-    source = apply(RandomLensDistortion(), ramp, distortion(k1, k2, dx, dy))[0]
+    layer = RandomLensDistortion(fill_mode="nearest")
+    source = apply(layer, ramp, distortion(k1, k2, dx, dy))[0]
     centre, unit = geometry(height, width, dx, dy)
     out_offset = (np.stack([xs, ys], -1) - centre) / unit
     src_offset = (source.astype(np.float64) - centre) / unit
@@ -63,7 +65,9 @@ def test_barrel_pulls_content_in_and_pincushion_pushes_it_out(k1, inward):
     found = np.array([np.sum(out * xs), np.sum(out * ys)]) / np.sum(out)
     expected_r = 0.6 * (1 + k1 * 0.36)
     found_r = np.linalg.norm(found - centre) / unit
-    assert abs(found_r - expected_r) * unit < 0.5
+    # The blob moves by 0.6 * 0.072 * unit = 2.9 px; its centroid lands within 1 px
+    # of the moved centre (the warp also reshapes the blob slightly).
+    assert abs(found_r - expected_r) * unit < 1.0
     assert (found_r < 0.6) == inward
 
 
