@@ -131,6 +131,10 @@ def test_cutmix_with_a_given_box_clipped_at_the_border():
     area = layer._box_area(transformation, 24, 32)
     np.testing.assert_allclose(_np(area), 7 * 7 / (24 * 32), rtol=1e-6)
 
+    first = Mixup(cutmix_alpha=1.0, num_classes=3, data_format="channels_first")
+    out = first.transform_images(_t(np.transpose(images, (0, 3, 1, 2))), transformation)
+    np.testing.assert_array_equal(_np(out), np.transpose(expected, (0, 3, 1, 2)))
+
 
 @pytest.mark.smoke
 def test_label_forms_and_smoothing():

@@ -298,10 +298,23 @@ class Mixup(BaseAugmentation):
             return mixup()
 
         def cutmix():
+            np_ = self.backend.numpy
+            shape = self.backend.core.shape(images)
             height, width = self._spatial_size(images)
             mask = self._box_mask(transformation, height, width)
-            mask = mask[None, :, :, None] if self.data_format == "channels_last" else mask
-            return self.backend.numpy.where(mask, partners, images)
+            # One mask entry per value of an image, broadcast over the batch axis
+            # only: TensorFlow's CPU select is many times slower otherwise.
+            if self.data_format == "channels_last":
+                mask = np_.repeat(mask[:, :, None], shape[3], axis=2)
+            else:
+                mask = np_.repeat(mask[None], shape[1], axis=0)
+            flat = (shape[0], -1)
+            mixed = np_.where(
+                np_.reshape(mask, (1, -1)),
+                np_.reshape(partners, flat),
+                np_.reshape(images, flat),
+            )
+            return np_.reshape(mixed, shape)
 
         # Only the branch the batch uses is computed.
         return self.backend.core.cond(transformation["use_cutmix"], cutmix, mixup)
