@@ -291,8 +291,9 @@ class Mixup(BaseAugmentation):
         lam = self.backend.cast(transformation["lam"], self.compute_dtype)
 
         def mixup():
-            # lam x_i + (1 - lam) x_j, with one multiplication per pixel.
-            return partners + lam * (images - partners)
+            # Written as in the paper: 7 memory passes per pixel without fusion,
+            # against 8 for `x_j + lam (x_i - x_j)`.
+            return lam * images + (1.0 - lam) * partners
 
         if "use_cutmix" not in transformation:
             return mixup()
@@ -323,7 +324,7 @@ class Mixup(BaseAugmentation):
         """`weight * values[i] + (1 - weight) * values[i - 1]` along the batch axis."""
         weight = self.backend.cast(weight, self.compute_dtype)
         partners = self.backend.numpy.roll(values, 1, axis=0)
-        return partners + weight * (values - partners)
+        return weight * values + (1.0 - weight) * partners
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):
