@@ -2,6 +2,7 @@
 
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -53,7 +54,11 @@ def test_alexnet_recipe_in_a_compiled_model():
     model = namespace["model"]
     images = np.random.default_rng(0).integers(0, 256, (4, 256, 256, 3)).astype("uint8")
     labels = np.arange(4)
-    model.fit(images, labels, batch_size=2, epochs=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(images, labels, batch_size=2, epochs=1, verbose=0)
+    # Every layer supports XLA: Keras does not fall back to jit_compile=False.
+    assert not [w for w in caught if "jit_compile" in str(w.message)]
     probabilities = model.predict(images, verbose=0)
     assert probabilities.shape == (4, 1000)
     # At inference the augmentation is deterministic.
