@@ -268,6 +268,15 @@ def test_inside_jax_jit():
     assert step._cache_size() == 1
 
 
+def test_output_shapes():
+    layer = Mixup(num_classes=10)
+    assert layer.compute_output_shape(((None, 8, 8, 3), (None,))) == (
+        (None, 8, 8, 3), (None, 10),
+    )
+    shapes = {"images": (4, 8, 8, 3), "labels": (4, 10), "sample_weight": (4,)}
+    assert layer.compute_output_shape(shapes) == shapes
+
+
 def test_config_roundtrip():
     layer = Mixup(
         alpha=0.4, cutmix_alpha=1.0, switch_prob=0.3, num_classes=10,
