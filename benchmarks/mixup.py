@@ -89,7 +89,8 @@ def _machine():
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+            names = (line.split(":", 1)[1] for line in f if "model name" in line)
+            model = next(names).strip()
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -147,7 +148,8 @@ def _write_section(text):
     path = os.path.join(ROOT, "BENCHMARKS.md")
     with open(path) as f:
         content = f.read()
-    start_marker, end_marker = "<!-- section: layers -->", "<!-- end section: layers -->"
+    start_marker = "<!-- section: layers -->"
+    end_marker = "<!-- end section: layers -->"
     start = content.index(start_marker) + len(start_marker)
     end = content.index(end_marker)
     section = content[start:end]
