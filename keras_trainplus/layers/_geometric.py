@@ -7,13 +7,17 @@ from keras_trainplus.layers._base import BaseAugmentation
 
 def check_pair_above(name, value, low, high=None):
     """A `(min, max)` pair with `low < min <= max` (and `max <= high`)."""
-    pair = _validation.check_range_pair(name, value, low, high)
+    bound = f"> {low}" if high is None else f"in ({low}, {high}]"
+    message = (
+        f"Argument `{name}` must be a (min, max) pair with min <= max, both {bound}. "
+        f"Received: {name}={value!r}"
+    )
+    try:
+        pair = _validation.check_range_pair(name, value, low, high)
+    except ValueError:
+        raise ValueError(message) from None
     if pair[0] <= low:
-        bound = f"> {low}" if high is None else f"in ({low}, {high}]"
-        raise ValueError(
-            f"Argument `{name}` must be a (min, max) pair with min <= max, both "
-            f"{bound}. Received: {name}={value!r}"
-        )
+        raise ValueError(message)
     return pair
 
 

@@ -24,6 +24,11 @@ def check_interpolation(interpolation):
     return _validation.check_choice("interpolation", interpolation, INTERPOLATIONS)
 
 
+def per_sample(ops, values):
+    """Reshapes per-sample values `(batch,)` to broadcast over `(batch, h, w)`."""
+    return ops.numpy.reshape(values, (-1, 1, 1))
+
+
 def output_grid(ops, batch, height, width, dtype="float32"):
     """Pixel-centre coordinates `(ys, xs)`, each of shape `(batch, height, width)`."""
     rows = ops.numpy.arange(height, dtype=dtype)
@@ -35,7 +40,7 @@ def output_grid(ops, batch, height, width, dtype="float32"):
 
 def apply_affine(ops, matrices, ys, xs):
     """Maps `(ys, xs)` by per-sample `(batch, 2, 3)` matrices acting on `(x, y, 1)`."""
-    m = [[matrices[:, r, c][:, None, None] for c in range(3)] for r in range(2)]
+    m = [[per_sample(ops, matrices[:, r, c]) for c in range(3)] for r in range(2)]
     new_xs = m[0][0] * xs + m[0][1] * ys + m[0][2]
     new_ys = m[1][0] * xs + m[1][1] * ys + m[1][2]
     return new_ys, new_xs
@@ -96,7 +101,7 @@ def sample(
     dtype = images.dtype
     flat = ops.numpy.reshape(images, (-1, channels))
     offsets = ops.numpy.arange(batch, dtype="int32") * (height * width)
-    offsets = offsets[:, None, None]
+    offsets = per_sample(ops, offsets)
     fill = ops.core.convert_to_tensor(fill_value, dtype=dtype)
 
     def gather(rows, cols):

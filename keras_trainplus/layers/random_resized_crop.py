@@ -7,6 +7,7 @@ import keras
 from keras_trainplus import _validation
 from keras_trainplus.layers._geometric import GeometricAugmentation
 from keras_trainplus.layers._geometric import check_pair_above
+from keras_trainplus.layers._sampling import per_sample
 
 ATTEMPTS = 10
 
@@ -19,8 +20,7 @@ def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
     reads row `top + (i + 0.5) h / out_height - 0.5`.
     """
     boxes = ops.cast(boxes, "float32")
-    top, left = boxes[:, 0, None, None], boxes[:, 1, None, None]
-    rows, cols = boxes[:, 2, None, None], boxes[:, 3, None, None]
+    top, left, rows, cols = (per_sample(ops, boxes[:, k]) for k in range(4))
     ys = top + (ys + 0.5) * (rows / out_height) - 0.5
     xs = left + (xs + 0.5) * (cols / out_width) - 0.5
     return ys, xs
