@@ -48,6 +48,34 @@ def test_sample_matches_scipy_map_coordinates_inside_and_outside(fill_mode, inte
     np.testing.assert_allclose(contract.to_numpy(out)[0], reference, atol=2e-5)
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("fill_mode", sorted(SCIPY_MODES))
+def test_separable_reader_matches_scipy_on_axis_aligned_maps(fill_mode, interpolation):
+    rng = np.random.default_rng(1)
+    image = rng.random((2, 9, 13, 3)).astype("float32")
+    rows = rng.uniform(-6, 15, (2, 7)).astype("float32")
+    cols = rng.uniform(-8, 20, (2, 11)).astype("float32")
+    ops = RandomAffine().backend
+    out = _sampling.sample_separable(
+        ops, ops.convert_to_tensor(image), ops.convert_to_tensor(rows),
+        ops.convert_to_tensor(cols), interpolation, fill_mode, fill_value=-0.4,
+    )
+    order = 1 if interpolation == "bilinear" else 0
+    for b in range(2):
+        ys, xs = np.meshgrid(rows[b], cols[b], indexing="ij")
+        reference = np.stack(
+            [
+                ndi.map_coordinates(
+                    image[b, ..., k].astype(np.float64), [ys, xs], order=order,
+                    mode=SCIPY_MODES[fill_mode], cval=-0.4,
+                )
+                for k in range(3)
+            ],
+            axis=-1,
+        )
+        np.testing.assert_allclose(contract.to_numpy(out)[b], reference, atol=2e-5)
+
+
 def test_points_marked_invalid_read_the_fill_value():
     ops = RandomAffine().backend
     image = ops.convert_to_tensor(np.ones((1, 4, 4, 1), "float32"))

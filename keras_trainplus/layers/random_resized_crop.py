@@ -17,13 +17,22 @@ def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
 
     Half-pixel convention (as `tf.image.resize`, `torch` with `align_corners=False`):
     output pixel `i` of `out_height` covers `[i, i + 1)` of the box's `h` rows, so it
-    reads row `top + (i + 0.5) h / out_height - 0.5`.
+    reads row `top + (i + 0.5) h / out_height - 0.5`. `ys`, `xs` may be grids
+    `(batch, out_height, out_width)` or axes `(1, out_height)`, `(1, out_width)`.
     """
     boxes = ops.cast(boxes, "float32")
-    top, left, rows, cols = (per_sample(ops, boxes[:, k]) for k in range(4))
+    rank = len(ys.shape)
+    top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
     ys = top + (ys + 0.5) * (rows / out_height) - 0.5
     xs = left + (xs + 0.5) * (cols / out_width) - 0.5
     return ys, xs
+
+
+def crop_axes(ops, boxes, out_height, out_width):
+    """`crop_coordinates` along each axis: `(batch, out_height)`, `(batch, out_width)`."""
+    ys = ops.numpy.arange(out_height, dtype="float32")[None, :]
+    xs = ops.numpy.arange(out_width, dtype="float32")[None, :]
+    return crop_coordinates(ops, ys, xs, boxes, out_height, out_width)
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
@@ -133,6 +142,10 @@ class RandomResizedCrop(GeometricAugmentation):
             self.backend, ys, xs, transformation["crop_boxes"], self.height, self.width
         )
         return ys, xs, None
+
+    def source_axes(self, transformation, height, width):
+        boxes = transformation["crop_boxes"]
+        return crop_axes(self.backend, boxes, self.height, self.width)
 
     def transform_inference(self, images):
         ops = self.backend
