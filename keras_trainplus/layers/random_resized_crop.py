@@ -102,11 +102,13 @@ class RandomResizedCrop(GeometricAugmentation):
         np_ = ops.numpy
         height = ops.cast(height, "float32")
         width = ops.cast(width, "float32")
-        draws = ops.random.uniform((batch, ATTEMPTS, 2), seed=self._seed())
+        # One draw per sample: 10 (area, log-ratio) candidates and the position.
+        draws = ops.random.uniform((batch, 2 * ATTEMPTS + 2), seed=self._seed())
         low, high = self.scale
-        area = height * width * (low + draws[..., 0] * (high - low))
+        area = height * width * (low + draws[:, :ATTEMPTS] * (high - low))
         log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
-        aspect = np_.exp(log_low + draws[..., 1] * (log_high - log_low))
+        log_ratio = draws[:, ATTEMPTS : 2 * ATTEMPTS]
+        aspect = np_.exp(log_low + log_ratio * (log_high - log_low))
         crop_w = np_.round(np_.sqrt(area * aspect))
         crop_h = np_.round(np_.sqrt(area / aspect))
         fits = (crop_w >= 1) & (crop_h >= 1) & (crop_w <= width) & (crop_h <= height)
@@ -121,9 +123,8 @@ class RandomResizedCrop(GeometricAugmentation):
         fallback_h, fallback_w = self._fallback_size(height, width)
         crop_h = pick(crop_h, fallback_h)
         crop_w = pick(crop_w, fallback_w)
-        position = ops.random.uniform((batch, 2), seed=self._seed())
-        top = np_.floor(position[:, 0] * (height - crop_h + 1.0))
-        left = np_.floor(position[:, 1] * (width - crop_w + 1.0))
+        top = np_.floor(draws[:, -2] * (height - crop_h + 1.0))
+        left = np_.floor(draws[:, -1] * (width - crop_w + 1.0))
         top = np_.where(found, top, np_.floor((height - crop_h) / 2.0))
         left = np_.where(found, left, np_.floor((width - crop_w) / 2.0))
         return {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
