@@ -214,6 +214,22 @@ def test_structures_in_tf_data_with_a_partial_last_batch():
     assert out[1]["labels"].shape == (3, 3)
 
 
+@pytest.mark.smoke
+def test_feeds_model_fit_with_sample_weights():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 8, 8, 3)).astype("uint8")
+    labels = rng.integers(0, 4, 10)
+    weights = np.ones(10, "float32")
+    mixup = Mixup(alpha=0.4, cutmix_alpha=1.0, num_classes=4, seed=0)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels, weights)).batch(4)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
+    history = model.fit(ds.map(mixup), epochs=1, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 def test_sample_weights_mix_like_labels():
     images = _samples()
     labels = np.array([0, 1, 2])
