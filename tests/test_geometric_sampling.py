@@ -76,6 +76,7 @@ def test_separable_reader_matches_scipy_on_axis_aligned_maps(fill_mode, interpol
         np.testing.assert_allclose(contract.to_numpy(out)[b], reference, atol=2e-5)
 
 
+@pytest.mark.smoke
 def test_points_marked_invalid_read_the_fill_value():
     ops = RandomAffine().backend
     image = ops.convert_to_tensor(np.ones((1, 4, 4, 1), "float32"))

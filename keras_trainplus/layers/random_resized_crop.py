@@ -29,7 +29,7 @@ def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
 
 
 def crop_axes(ops, boxes, out_height, out_width):
-    """`crop_coordinates` along each axis: `(batch, out_height)`, `(batch, out_width)`."""
+    """`crop_coordinates` per axis: `(batch, out_height)` and `(batch, out_width)`."""
     ys = ops.numpy.arange(out_height, dtype="float32")[None, :]
     xs = ops.numpy.arange(out_width, dtype="float32")[None, :]
     return crop_coordinates(ops, ys, xs, boxes, out_height, out_width)
