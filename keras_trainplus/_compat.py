@@ -21,3 +21,26 @@ def data_layer_class():
     from keras.src.layers.preprocessing.data_layer import DataLayer
 
     return DataLayer
+
+
+def in_tensorflow_xla_context():
+    """Whether TensorFlow is tracing a graph that XLA will compile.
+
+    TensorFlow's fused image kernels (`ImageProjectiveTransformV3`, behind
+    `keras.ops.image.affine_transform`) have no XLA lowering, so a layer that uses
+    them in `tf.data` (where they are fastest) must avoid them inside a model
+    compiled with `jit_compile=True`. TensorFlow marks the graphs of
+    `tf.function(jit_compile=True)` with an XLA control-flow context but exports no
+    public query for it. If the private hook moves, this answers `True`: callers then
+    take their XLA-safe path, which is correct everywhere.
+    """
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return False
+    try:
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return True
+    return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
