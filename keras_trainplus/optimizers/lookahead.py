@@ -1,5 +1,7 @@
 """LookAhead: slow weights that follow any Keras optimizer's fast weights."""
 
+import copy
+
 import keras
 from keras import ops
 
@@ -96,7 +98,9 @@ class LookAhead(keras.optimizers.Optimizer):
             self.add_variable_from_reference(v, name="slow") for v in var_list
         ]
         for slow, variable in zip(self._slow_weights, var_list):
-            slow.assign(variable)
+            # A copy: JAX variables would otherwise share one buffer, which
+            # `model.fit` donates (twice).
+            slow.assign(ops.copy(ops.convert_to_tensor(variable)))
 
     @property
     def variables(self):
@@ -143,26 +147,23 @@ class LookAhead(keras.optimizers.Optimizer):
         for variable, value in zip(self.optimizer.variables, new_state):
             variable.assign(value)
 
-    def _synced_values(self, fast, slow):
-        alpha = self.slow_step_size
-        return [
-            ops.add(s, ops.multiply(ops.subtract(f, s), ops.cast(alpha, s.dtype)))
-            for f, s in zip(fast, slow)
-        ]
-
     def _sync(self, sync, variables):
         slow_weights = [self._slow_weights[self._get_variable_index(v)] for v in variables]
         backend = keras.backend.backend()
         if backend == "jax":
+            import jax
+
             # Branches of `lax.cond` must not assign: they return the new values.
-            fast = [v.value for v in variables]
-            slow = [s.value for s in slow_weights]
-
-            def synced():
-                new = self._synced_values(fast, slow)
-                return new, new
-
-            new_fast, new_slow = ops.cond(sync, synced, lambda: (fast, slow))
+            # Module-level branch functions keep JAX's trace cache warm when
+            # running eagerly.
+            new_fast, new_slow = jax.lax.cond(
+                sync,
+                _synced_pair,
+                _unchanged_pair,
+                [v.value for v in variables],
+                [s.value for s in slow_weights],
+                self.slow_step_size,
+            )
             for variable, value in zip(variables, new_fast):
                 variable.assign(value)
             for slow_weight, value in zip(slow_weights, new_slow):
@@ -170,9 +171,10 @@ class LookAhead(keras.optimizers.Optimizer):
             return
 
         def assign_synced():
-            new = self._synced_values(
+            new = _synced_values(
                 [ops.convert_to_tensor(v) for v in variables],
                 [ops.convert_to_tensor(s) for s in slow_weights],
+                self.slow_step_size,
             )
             for variable, slow, value in zip(variables, slow_weights, new):
                 self.assign(slow, value)
@@ -234,12 +236,31 @@ class LookAhead(keras.optimizers.Optimizer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        # Deep copy: Keras's `from_config`s (e.g. LossScaleOptimizer's) pop keys
+        # from the nested config they are given.
+        config = copy.deepcopy(config)
         if "optimizer" in config:
             config["optimizer"] = keras.saving.deserialize_keras_object(
                 config["optimizer"], custom_objects=custom_objects
             )
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def _synced_values(fast, slow, slow_step_size):
+    """`phi + alpha (theta - phi)` for each pair."""
+    return [
+        ops.add(s, ops.multiply(ops.subtract(f, s), ops.cast(slow_step_size, s.dtype)))
+        for f, s in zip(fast, slow)
+    ]
+
+
+def _synced_pair(fast, slow, slow_step_size):
+    new = _synced_values(fast, slow, slow_step_size)
+    return new, new
+
+
+def _unchanged_pair(fast, slow, slow_step_size):
+    return fast, slow
 
 
 if LookAhead.__doc__ is not None:
