@@ -249,7 +249,10 @@ def test_config_roundtrip_and_deserialize():
          r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=1\.5"),
         (dict(slow_step_size=-0.1), ValueError,
          r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=-0\.1"),
-        (dict(learning_rate=0.1), ValueError, r"Argument\(s\) not recognized: \{'learning_rate': 0\.1\}"),
+        (dict(learning_rate=0.1), ValueError,
+         r"Argument `learning_rate` is not accepted: the learning rate is the inner optimizer's; "
+         r"set it there\. Received: learning_rate=0\.1"),
+        (dict(momentum=0.9), ValueError, r"Argument\(s\) not recognized: \{'momentum': 0\.9\}"),
         (dict(optimizer=lambda: None), TypeError,
          r"Argument `optimizer` must be a `keras.optimizers.Optimizer` instance, a string "
          r"identifier or an optimizer config\. Received: optimizer=<function"),
