@@ -160,3 +160,17 @@ def test_save_and_resume_equals_straight_training(name, tmp_path):
     restored.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     for got, want in zip(_weights(restored), straight):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("compile_id, compile_kwargs", compile_modes(), ids=[m[0] for m in compile_modes()])
+def test_fit_initialises_slow_weights_from_the_model(compile_id, compile_kwargs):
+    """TensorFlow builds the optimizer while tracing `fit`'s step: phi must still be theta_0."""
+    x, y = _regression_data(8)
+    model = _dense_model()
+    initial = _weights(model)
+    lookahead = ktp.optimizers.LookAhead(keras.optimizers.SGD(0.1), sync_period=2)
+    model.compile(optimizer=lookahead, loss="mse", **compile_kwargs)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for slow, want in zip(lookahead._slow_weights, initial):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(slow), want)

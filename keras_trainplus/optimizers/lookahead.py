@@ -80,6 +80,12 @@ class LookAhead(keras.optimizers.Optimizer):
                 "instance, a string identifier or an optimizer config. "
                 f"Received: optimizer={optimizer!r}"
             )
+        if "learning_rate" in kwargs:
+            raise ValueError(
+                "Argument `learning_rate` is not accepted: the learning rate is the "
+                "inner optimizer's; set it there. Received: "
+                f"learning_rate={kwargs['learning_rate']!r}"
+            )
         super().__init__(learning_rate=0.0, **kwargs)
         self.optimizer = optimizer
         self.sync_period = _validation.check_number(
@@ -94,13 +100,16 @@ class LookAhead(keras.optimizers.Optimizer):
             return
         self.optimizer.build(var_list)
         super().build(var_list)
+        # The initial value is part of the variable's creation (TensorFlow builds
+        # optimizers while tracing the train function, where a separate assign
+        # would not run), and a copy (JAX variables would otherwise share one
+        # buffer, which `model.fit` donates twice).
         self._slow_weights = [
-            self.add_variable_from_reference(v, name="slow") for v in var_list
+            self.add_variable_from_reference(
+                v, name="slow", initializer=_copy_of(v)
+            )
+            for v in var_list
         ]
-        for slow, variable in zip(self._slow_weights, var_list):
-            # A copy: JAX variables would otherwise share one buffer, which
-            # `model.fit` donates (twice).
-            slow.assign(ops.copy(ops.convert_to_tensor(variable)))
 
     @property
     def variables(self):
@@ -244,6 +253,21 @@ class LookAhead(keras.optimizers.Optimizer):
                 config["optimizer"], custom_objects=custom_objects
             )
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def _copy_of(variable):
+    """An initializer returning a copy of `variable`'s current value."""
+
+    def initializer(shape, dtype):
+        if keras.backend.backend() != "tensorflow":
+            return ops.cast(ops.copy(ops.convert_to_tensor(variable)), dtype)
+        import tensorflow as tf
+
+        # Read eagerly: XLA cannot lift a creation whose value comes from the graph.
+        with tf.init_scope():
+            return ops.cast(ops.convert_to_numpy(variable), dtype)
+
+    return initializer
 
 
 def _synced_values(fast, slow, slow_step_size):
