@@ -302,7 +302,10 @@ def _markdown(rows, bandwidth, machine):
         "An update step is an element-wise pass over these arrays, so its floor is "
         "bytes/param x parameters / bandwidth: 'ours GB/s' near the measured "
         "bandwidth means the step is memory-bound and a ratio above 1 can only come "
-        "from extra traffic, not arithmetic.",
+        "from extra traffic, not arithmetic. On PyTorch, Keras's built-in optimizers "
+        "update all variables with fused in-place `torch._foreach_*` kernels, while "
+        "ours run per variable through `keras.ops`, which allocates a temporary per "
+        "operation: expect them slower there (PyTorch is smoke-tested, not tuned).",
         "",
     ]
     return "\n".join(lines)
