@@ -1,5 +1,6 @@
 """keras_trainplus.layers."""
 
+from keras_trainplus.layers.geometric_chain import GeometricChain
 from keras_trainplus.layers.mixup import Mixup
 from keras_trainplus.layers.pca_lighting import PCALighting
 from keras_trainplus.layers.random_affine import RandomAffine
@@ -8,6 +9,7 @@ from keras_trainplus.layers.random_resized_crop import RandomResizedCrop
 from keras_trainplus.layers.random_scale_crop import RandomScaleCrop
 
 __all__ = [
+    "GeometricChain",
     "Mixup",
     "PCALighting",
     "RandomAffine",

@@ -111,8 +111,12 @@ class GeometricAugmentation(BaseAugmentation):
         )
 
     def compute_output_shape(self, input_shape):
-        input_shape = list(input_shape)
-        rows = len(input_shape) - (2 if self.data_format == "channels_first" else 3)
-        size = self.output_size(input_shape[rows], input_shape[rows + 1])
-        input_shape[rows], input_shape[rows + 1] = size
-        return tuple(input_shape)
+        return resized_shape(input_shape, self.data_format, self.output_size)
+
+
+def resized_shape(input_shape, data_format, output_size):
+    """`input_shape` with its spatial dimensions replaced by `output_size(h, w)`."""
+    shape = list(input_shape)
+    rows = len(shape) - (2 if data_format == "channels_first" else 3)
+    shape[rows], shape[rows + 1] = output_size(shape[rows], shape[rows + 1])
+    return tuple(shape)
