@@ -1,3 +1,9 @@
 """keras_trainplus.callbacks."""
 
-__all__ = []
+from keras_trainplus.callbacks.early_stopping import EarlyStopping
+from keras_trainplus.callbacks.freeze_unfreeze import FreezeUnfreeze
+
+__all__ = [
+    "EarlyStopping",
+    "FreezeUnfreeze",
+]
