@@ -23,7 +23,8 @@ _WILDCARDS = frozenset("*?[")
 #   transitions `pool2_*` / `transition1_*` that close a dense stage;
 # - `dark3_*` (KerasCV CSPDarkNet);
 # - `block2a_*` (EfficientNet, EfficientNetV2: digit = stage, letter = block);
-# - `block_5_*` (keras.applications MobileNetV2: one group per block);
+# - `block_5_*` (keras.applications MobileNetV2: one group per block) and
+#   `block3_*` (keras.applications VGG: one group per stage);
 # - `expanded_conv_3_*` (MobileNetV3 in KerasCV and keras.applications: one group
 #   per inverted-residual block, the first one has no number).
 _STAGE_PATTERNS = (
@@ -32,7 +33,7 @@ _STAGE_PATTERNS = (
     re.compile(r"^(?:pool|transition)(\d+)_"),
     re.compile(r"^dark(\d+)_"),
     re.compile(r"^block(\d+)[a-z]+_"),
-    re.compile(r"^block_(\d+)_"),
+    re.compile(r"^block_?(\d+)_"),
     re.compile(r"^expanded_conv(?:_(\d+))?_"),
 )
 
@@ -182,6 +183,6 @@ def explicit_groups(units, groups):
             )
         taken.update(id(layer) for layer in members)
         resolved.append(members)
-    leftovers = [layer for layer in units if id(layer) not in taken]
-    resolved[0] = leftovers + resolved[0]
+    first = {id(layer) for layer in resolved[0]}
+    resolved[0] = [u for u in units if id(u) in first or id(u) not in taken]
     return resolved

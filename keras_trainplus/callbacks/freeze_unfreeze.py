@@ -17,6 +17,18 @@ from keras_trainplus.callbacks import _optimizer_hooks
 _ORIGINAL_FLAGS = weakref.WeakKeyDictionary()
 
 
+def _set_trainable(layer, value):
+    """Sets `layer.trainable` and, recursively, its sublayers' flags.
+
+    Under TensorFlow, assigning an attribute its current value is skipped by the
+    trackable machinery, so the layer's setter (which propagates the flag to the
+    sublayers) would not run; flipping first makes it run.
+    """
+    if layer.trainable == value:
+        layer.trainable = not value
+    layer.trainable = value
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class FreezeUnfreeze(keras.callbacks.Callback):
     """Trains the head with the backbone frozen, then unfreezes it, in one `fit`.
@@ -227,22 +239,22 @@ class FreezeUnfreeze(keras.callbacks.Callback):
 
     def _set_flags(self, unfrozen):
         for root in self._roots:
-            root.trainable = unfrozen > 0
+            _set_trainable(root, unfrozen > 0)
         for group in self._groups[: len(self._groups) - unfrozen]:
             for layer in group:
-                layer.trainable = False
+                _set_trainable(layer, False)
         if not self.train_bn:
             for layer in self._batch_norms:
-                layer.trainable = False
+                _set_trainable(layer, False)
         for layer in self._user_frozen_layers:
-            layer.trainable = False
+            _set_trainable(layer, False)
         for variable in self._user_frozen_variables:
             variable.trainable = False
 
     def _restore_flags(self):
         original_layers, original_variables = _ORIGINAL_FLAGS[self.model]
         for layer, trainable in original_layers:
-            layer.trainable = trainable
+            _set_trainable(layer, trainable)
         for variable, trainable in original_variables:
             variable.trainable = trainable
 
