@@ -528,3 +528,57 @@ def test_refit_after_interrupted_fit_keeps_user_flags(rng):
     model.fit(x, y, epochs=2, initial_epoch=1, verbose=0, callbacks=[callback])
     assert all(layer.trainable for layer in backbone.layers)
     assert "apply" not in vars(model.optimizer)
+
+
+# ---------------------------------------------------------------- backbones
+
+BACKBONE_GROUPS = {
+    # builder name: (number of inferred groups, first layer of the top group)
+    "keras_cv.ResNetBackbone": (2, "v2_stack_1_block1_1_conv"),
+    "keras_cv.MobileNetV3Backbone": (2, "expanded_conv_1_expand"),
+    "keras_cv.CSPDarkNetBackbone": (2, "dark3_conv"),
+    "keras_cv.DenseNetBackbone": (2, "conv3_block_0_0_bn"),
+    "keras_cv.EfficientNetV2Backbone": (2, "block2a_"),
+    "keras_hub.ResNetBackbone": (2, "stack1_block0_1_pad"),
+    "keras_hub.DenseNetBackbone": (2, "stack2_block1_1_bn"),
+    "keras.applications.MobileNetV3Small": (11, "expanded_conv_10_expand"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONE_GROUPS))
+def test_backbone_groups_and_top_group_unfreeze(name, rng):
+    from tests.helpers.backbones import BUILDERS
+
+    backbone = BUILDERS[name]()
+    inputs = keras.Input(backbone.input_shape[1:])
+    features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(features))
+    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(True))
+    variables = backbone.weights
+    snap = _Snapshots(variables)
+    x = rng.normal(size=(4,) + backbone.input_shape[1:]).astype("float32")
+    y = np.array([0, 1, 0, 1])
+    callback = FreezeUnfreeze(backbone, freeze_epochs=1, unfreeze_every=1)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[callback, snap])
+
+    count, top_first = BACKBONE_GROUPS[name]
+    assert len(callback.group_names) == count
+    assert callback.group_names[-1][0] == top_first
+    assert callback.group_names[0][0] == backbone.layers[0].name
+    assert sum(len(g) for g in callback.group_names) == len(backbone.layers)
+
+    from keras_trainplus import _compat
+
+    top = {id(v) for n in callback.group_names[-1] for v in backbone.get_layer(n).weights}
+    batch_norm = {
+        id(v)
+        for layer in _compat.flatten_layers(backbone)
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for v in layer.weights
+    }
+    assert not any(_changed(snap.initial, snap.epochs[0]))  # frozen epoch
+    moved = _changed(snap.epochs[0], snap.epochs[1])
+    for variable, did_move in zip(variables, moved):
+        if did_move:
+            assert id(variable) in top and id(variable) not in batch_norm, variable.path
+    assert any(moved)

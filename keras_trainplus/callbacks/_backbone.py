@@ -16,11 +16,12 @@ from keras_trainplus import _compat
 
 _WILDCARDS = frozenset("*?[")
 
-# Stage/block names, tried in order; group 1 is the stage (or block) index.
+# Stage/block names, tried in order; group 1 is the stage (or block) index. Names
+# that match none (inputs, stems, auto-named activations, DenseNet transitions
+# `pool2_*`/`transition1_*`, ResNet's `pool1_*`) continue the current group.
 # - `stack0_block0_*` (KerasHub ResNet, DenseNet), `v2_stack_0_block1_*` (KerasCV
 #   ResNet);
-# - `conv2_block1_*` (KerasCV DenseNet, keras.applications ResNet/DenseNet) and the
-#   transitions `pool2_*` / `transition1_*` that close a dense stage;
+# - `conv2_block1_*` (KerasCV DenseNet, keras.applications ResNet/DenseNet);
 # - `dark3_*` (KerasCV CSPDarkNet);
 # - `block2a_*` (EfficientNet, EfficientNetV2: digit = stage, letter = block);
 # - `block_5_*` (keras.applications MobileNetV2: one group per block) and
@@ -30,7 +31,6 @@ _WILDCARDS = frozenset("*?[")
 _STAGE_PATTERNS = (
     re.compile(r"^(?:v\d+_)?stack_?(\d+)_block"),
     re.compile(r"^conv(\d+)_block"),
-    re.compile(r"^(?:pool|transition)(\d+)_"),
     re.compile(r"^dark(\d+)_"),
     re.compile(r"^block(\d+)[a-z]+_"),
     re.compile(r"^block_?(\d+)_"),
@@ -129,7 +129,7 @@ def stage_key(name):
     for pattern in _STAGE_PATTERNS:
         match = pattern.match(name)
         if match:
-            return (pattern.pattern, int(match.group(1) or 0))
+            return int(match.group(1) or 0)
     return None
 
 

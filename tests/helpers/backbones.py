@@ -84,9 +84,9 @@ def keras_hub_resnet():
     import keras_hub
 
     return keras_hub.models.ResNetBackbone(
-        input_conv_filters=[8],
+        input_conv_filters=[64],
         input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[4, 8],
+        stackwise_num_filters=[64, 16],
         stackwise_num_blocks=[1, 1],
         stackwise_num_strides=[1, 2],
         block_type="basic_block",
