@@ -192,11 +192,11 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         return value > reference
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.monitor_op is None:
-            self._set_monitor_op()
         current = self.get_monitor_value(logs)
         if current is None:
             return
+        if self.monitor_op is None:
+            self._set_monitor_op()
         current = float(current)
         if not math.isfinite(current):
             if self.check_finite:
