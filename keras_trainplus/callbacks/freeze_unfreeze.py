@@ -182,7 +182,7 @@ class FreezeUnfreeze(keras.callbacks.Callback):
         ]
         self._user_frozen_layers = [layer for layer, on in original_layers if not on]
         self._user_frozen_variables = [v for v, on in original_variables if not on]
-        self._optimizer = _optimizer_hooks.updating_optimizer(self.model.optimizer)
+        self._optimizer = self.model.optimizer
         _optimizer_hooks.install(
             self._optimizer,
             self.model,
@@ -200,10 +200,10 @@ class FreezeUnfreeze(keras.callbacks.Callback):
                 "model with the backbone trainable; the callback freezes it itself "
                 "before the first step."
             )
-        optimizer = _optimizer_hooks.updating_optimizer(self.model.optimizer)
+        optimizer = _optimizer_hooks.chain(self.model.optimizer)[-1]
         built = _compat.optimizer_built_variables(optimizer)
         if built is None:
-            optimizer.build(trainable)
+            self.model.optimizer.build(trainable)
             return
         known = {id(v) for v in built}
         unknown = [v.path for v in trainable if id(v) not in known]
