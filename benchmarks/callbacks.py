@@ -181,7 +181,7 @@ def main():
         output = subprocess.run(
             [sys.executable, __file__, "--child", "--rounds", str(args.rounds),
              "--epochs", str(args.epochs)],
-            env=env, check=True, capture_output=True, text=True,
+            env=env, check=True, stdout=subprocess.PIPE, text=True,
         ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     section = _section(results, args.rounds, args.epochs)

@@ -593,3 +593,75 @@ def test_backbone_groups_and_top_group_unfreeze(name, rng):
         if did_move:
             assert id(variable) in top and id(variable) not in batch_norm, variable.path
     assert any(moved)
+
+
+# ---------------------------------------------------------------- keras_trainplus optimizers, schedules
+
+
+def _lookahead_sgd_reference(params, x, y, rates, multiplier, freeze_steps, sync_period, alpha):
+    """SGD inside LookAhead; the backbone is frozen, then its fast steps are scaled."""
+    fast = [p.astype(np.float64) for p in params]
+    slow = [p.copy() for p in fast]
+    for t, lr in enumerate(rates, start=1):
+        grads = _linear_grads(*fast, x, y)
+        training = [i for i in range(4) if i >= 2 or t > freeze_steps]
+        for i in training:
+            fast[i] = fast[i] - lr * (multiplier if i < 2 else 1.0) * grads[i]
+        if t % sync_period == 0:
+            for i in training:
+                slow[i] = slow[i] + alpha * (fast[i] - slow[i])
+                fast[i] = slow[i].copy()
+    return fast
+
+
+@pytest.mark.parametrize("mode", [m for _, m in MODES if not m.get("run_eagerly")],
+                         ids=[i for i, m in MODES if not m.get("run_eagerly")])
+def test_lookahead_with_schedule_against_reference(mode, rng):
+    """LookAhead(SGD) with a keras_trainplus warm-up + cosine schedule: the fast steps
+    of the backbone are scaled, its slow weights follow, the head's slow weights and
+    the sync counter carry over the unfreeze."""
+    from keras_trainplus.optimizers import LookAhead
+    from keras_trainplus.schedules import CosineDecay
+    from keras_trainplus.schedules import WarmUp
+
+    model = _linear_model()
+    schedule = WarmUp(CosineDecay(0.1, decay_steps=6, final_learning_rate=0.01), warmup_steps=2)
+    model.compile(LookAhead(keras.optimizers.SGD(schedule), sync_period=3, slow_step_size=0.5),
+                  "mse", **mode)
+    x = rng.normal(size=(8, 4)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
+    params = [_numpy(v) for v in model.trainable_variables]
+    callback = FreezeUnfreeze("backbone", freeze_epochs=4, backbone_learning_rate_multiplier=0.2)
+    model.fit(x, y, epochs=8, batch_size=8, shuffle=False, verbose=0, callbacks=[callback])
+
+    def rate(t):  # the schedule's formulas, written out
+        if t < 2:
+            return 0.1 * t / 2
+        s = min(t - 2, 6)
+        return 0.01 + (0.1 - 0.01) * (1 + np.cos(np.pi * s / 6)) / 2
+
+    expected = _lookahead_sgd_reference(
+        params, x.astype(np.float64), y.astype(np.float64), [rate(t) for t in range(8)],
+        0.2, freeze_steps=4, sync_period=3, alpha=0.5)
+    for variable, reference in zip(model.trainable_variables, expected):
+        np.testing.assert_allclose(_numpy(variable), reference, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["float32", "mixed_float16"])
+def test_ranger(mixed, rng):
+    from keras_trainplus.optimizers import Ranger
+
+    if mixed:
+        keras.config.set_dtype_policy("mixed_float16")
+    model, backbone = _conv_model()
+    model.compile(Ranger(learning_rate=0.01), keras.losses.SparseCategoricalCrossentropy(True))
+    weights, moving, _ = _backbone_state(backbone)
+    snap = _Snapshots(weights + moving)
+    x, y = _images(rng)
+    callback = FreezeUnfreeze(backbone, freeze_epochs=1)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback, snap])
+    assert not any(_changed(snap.initial, snap.epochs[0]))
+    assert all(_changed(snap.epochs[0][: len(weights)], snap.epochs[1][: len(weights)]))
+    assert not any(_changed(snap.epochs[0][len(weights) :], snap.epochs[1][len(weights) :]))
+    for variable in model.weights + model.optimizer.variables:
+        assert np.all(np.isfinite(_numpy(variable).astype("float64"))), variable.path

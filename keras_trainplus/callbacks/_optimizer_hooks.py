@@ -25,6 +25,7 @@ Two instance-level overrides, installed at the start of `fit` and removed at its
   (`use_ema=True`) are therefore refused under JAX.
 """
 
+import warnings
 import weakref
 
 import keras
@@ -91,7 +92,11 @@ def _subset_stateless_apply(optimizer, model):
         mapping += [(v, ops.full(v.shape, float("nan"), v.dtype)) for v in frozen]
         mapping += list(zip(optimizer.variables, optimizer_variables))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            optimizer.apply(grads, variables)
+            with warnings.catch_warnings():
+                # A wrapper (LookAhead) hands its inner optimizer no gradient for
+                # the frozen variables, on purpose.
+                warnings.filterwarnings("ignore", "Gradients do not exist for variables")
+                optimizer.apply(grads, variables)
         return (
             [scope.get_current_value(v) for v in variables],
             [scope.get_current_value(v) for v in optimizer.variables],
