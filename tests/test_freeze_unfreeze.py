@@ -665,3 +665,21 @@ def test_ranger(mixed, rng):
     assert not any(_changed(snap.epochs[0][len(weights) :], snap.epochs[1][len(weights) :]))
     for variable in model.weights + model.optimizer.variables:
         assert np.all(np.isfinite(_numpy(variable).astype("float64"))), variable.path
+
+
+# ---------------------------------------------------------------- private Keras hooks
+
+
+def test_compat_flatten_layers_and_optimizer_built_variables():
+    from keras_trainplus import _compat
+
+    model, backbone = _conv_model()
+    names = [layer.name for layer in _compat.flatten_layers(model)]
+    assert names[0] == model.name
+    assert {"backbone", "block1_bn", "head"} <= set(names)
+    assert names.index("backbone") < names.index("block1_bn")
+    optimizer = keras.optimizers.Adam()
+    assert _compat.optimizer_built_variables(optimizer) is None
+    head = model.get_layer("head").trainable_weights
+    optimizer.build(head)
+    assert [id(v) for v in _compat.optimizer_built_variables(optimizer)] == [id(v) for v in head]
