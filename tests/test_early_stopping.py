@@ -257,3 +257,15 @@ def test_stale_state_is_ignored_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"saved state .* is for epoch 2, training resumes at "
                                          r"epoch 0; starting from a fresh state"):
         model.fit(x, y, validation_data=validation, epochs=1, verbose=0, callbacks=[fresh])
+
+
+@pytest.mark.smoke
+def test_docstring_examples():
+    import doctest
+
+    from keras_trainplus.callbacks import early_stopping
+    from keras_trainplus.callbacks import freeze_unfreeze
+
+    for module in (early_stopping, freeze_unfreeze):
+        result = doctest.testmod(module, verbose=False)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

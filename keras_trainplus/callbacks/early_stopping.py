@@ -71,10 +71,14 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
 
     Example:
 
-    >>> stop = EarlyStopping(monitor="val_loss", patience=3, divergence_threshold=10.0)
-    >>> model.fit(x, y, validation_split=0.2, epochs=100, callbacks=[stop])
-    >>> stop.stop_reason, stop.restored_epoch
-    ('patience', 11)
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.SGD(0.1), "mse")
+    >>> stop = EarlyStopping(monitor="loss", stopping_threshold=0.01)
+    >>> x = np.linspace(-1, 1, 32).reshape(-1, 1)
+    >>> _ = model.fit(x, 3 * x, epochs=500, verbose=0, callbacks=[stop])
+    >>> stop.stop_reason, stop.restored_epoch == stop.stopped_epoch
+    ('stopping_threshold', True)
     """
 
     def __init__(

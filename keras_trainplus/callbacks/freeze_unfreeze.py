@@ -70,7 +70,8 @@ class FreezeUnfreeze(keras.callbacks.Callback):
     Args:
         backbone: the pretrained part of the model: a layer of the model, a layer
             name, a list of layer names, or a glob pattern on layer names such as
-            `"block*"` (nested layers are searched too).
+            `"block*"` (nested layers are searched too). Defaults to none
+            (required).
         freeze_epochs: number of epochs trained with the backbone frozen. `0`
             starts unfrozen. Defaults to `1`.
         train_bn: whether the backbone's BatchNormalization layers train once
@@ -91,15 +92,22 @@ class FreezeUnfreeze(keras.callbacks.Callback):
             Defaults to `"auto"`.
         verbose: `1` prints each phase change. Defaults to `0`.
 
-    Example:
+    Example (with a pretrained KerasHub backbone in practice, e.g.
+    `keras_hub.models.ResNetBackbone.from_preset("resnet_18_imagenet")`):
 
-    >>> backbone = keras_hub.models.ResNetBackbone.from_preset("resnet_18_imagenet")
-    >>> inputs = keras.Input((224, 224, 3))
-    >>> features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
-    >>> model = keras.Model(inputs, keras.layers.Dense(5)(features))
-    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
-    >>> model.fit(x, y, epochs=10, callbacks=[
-    ...     FreezeUnfreeze(backbone, freeze_epochs=2, unfreeze_every=1)])
+    >>> import numpy as np
+    >>> backbone = keras.Sequential(
+    ...     [keras.layers.Dense(8, name="block1_dense"),
+    ...      keras.layers.Dense(8, name="block2_dense")], name="backbone")
+    >>> model = keras.Sequential([keras.Input((4,)), backbone, keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.Adam(1e-3), "mse")
+    >>> callback = FreezeUnfreeze(backbone, freeze_epochs=1, unfreeze_every=1)
+    >>> _ = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=3, verbose=0,
+    ...               callbacks=[callback])
+    >>> callback.group_names
+    [['block1_dense'], ['block2_dense']]
+    >>> callback.unfrozen_groups  # during the last epoch
+    2
     """
 
     def __init__(
