@@ -65,7 +65,8 @@ class FreezeUnfreeze(keras.callbacks.Callback):
     `gamma`/`beta` change, also after unfreezing. With `train_bn=True` they are
     frozen with their group and train (batch statistics, updated moving averages)
     once it is unfrozen. Layers the user had frozen stay frozen; every flag is
-    restored when `fit` ends.
+    restored when `fit` ends. Use one `FreezeUnfreeze` per model (several
+    backbones go into one `backbone` list or pattern).
 
     Args:
         backbone: the pretrained part of the model: a layer of the model, a layer
