@@ -36,7 +36,7 @@ def test_timescale_one_is_the_lectures_rule():
 @given(initial=st.floats(1e-5, 10.0), timescale=st.floats(0.5, 1e5))
 def test_bounded_monotone_and_continuous_at_the_timescale(initial, timescale):
     schedule = InverseSqrtDecay(initial, timescale=timescale)
-    steps = np.unique(np.geomspace(1, 100 * timescale, 64).round())
+    steps = np.geomspace(1, 100 * timescale, 64).round()
     values = helpers.evaluate(schedule, steps, dtype="float32")
     assert np.all(values <= initial * (1 + 1e-6)) and np.all(values > 0)
     assert np.all(np.diff(values) <= 1e-6 * initial)
