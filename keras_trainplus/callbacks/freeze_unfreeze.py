@@ -1,0 +1,294 @@
+"""FreezeUnfreeze: train a new head on a frozen backbone, then fine-tune, in one `fit`."""
+
+import weakref
+
+import keras
+
+from keras_trainplus import _compat
+from keras_trainplus._validation import PACKAGE
+from keras_trainplus._validation import check_number
+from keras_trainplus.callbacks import _backbone
+from keras_trainplus.callbacks import _optimizer_hooks
+
+# model -> the `trainable` flags its backbone layers and variables had before the
+# first `fit` with this callback; kept until `on_train_end` restores them, so that a
+# `fit` interrupted by an exception and started again does not take our flags for
+# the user's.
+_ORIGINAL_FLAGS = weakref.WeakKeyDictionary()
+
+
+def _set_trainable(layer, value):
+    """Sets `layer.trainable` and, recursively, its sublayers' flags.
+
+    Under TensorFlow, assigning an attribute its current value is skipped by the
+    trackable machinery, so the layer's setter (which propagates the flag to the
+    sublayers) would not run; flipping first makes it run.
+    """
+    if layer.trainable == value:
+        layer.trainable = not value
+    layer.trainable = value
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FreezeUnfreeze(keras.callbacks.Callback):
+    """Trains the head with the backbone frozen, then unfreezes it, in one `fit`.
+
+    Transfer learning as in the lecture (section 7) and fastai's `fine_tune`: for
+    the first `freeze_epochs` epochs only the new layers train; then the backbone
+    is unfrozen, all at once or gradually (one more layer group every
+    `unfreeze_every` epochs, from the top down), and trains with a smaller learning
+    rate. With `G` groups numbered from the top (0) down, group `i` trains from
+    epoch `freeze_epochs + i * unfreeze_every`. The phase is a function of the
+    epoch index, so `keras.callbacks.BackupAndRestore` (which saves the epoch) and
+    `fit(initial_epoch=...)` resume with the right layers frozen.
+
+    Each phase change sets `layer.trainable` and rebuilds the train function
+    (`model.make_train_function(force=True)`): one retrace per phase change on
+    TensorFlow (graph and XLA) and JAX, none otherwise. The optimizer is the one
+    `fit` built on every trainable variable of the model, so the state of weights
+    that were already training (the head's Adam moments, LookAhead's slow weights)
+    is kept when the backbone joins; compile with the backbone trainable, this
+    callback freezes it before the first step.
+
+    Discriminative learning rate: each optimizer step moves a backbone variable by
+    `backbone_learning_rate_multiplier` times the step the optimizer computed for
+    it at full rate, `x <- x + m * (x_opt - x)`, inside the compiled train step.
+    For an optimizer whose step is proportional to the learning rate and whose
+    slots do not depend on it (SGD, Adam, AdamW, RMSprop, Adagrad, Lion, RAdam,
+    and SGD with momentum started from zero velocity) this is exactly the same
+    optimizer with learning rate `m * lr` on the backbone; for LookAhead/Ranger the
+    fast steps are scaled and the slow weights follow them.
+
+    BatchNormalization: with `train_bn=False` (Keras's fine-tuning advice) the
+    backbone's BatchNormalization layers keep `trainable=False` for the whole fit,
+    so they run in inference mode and neither their moving statistics nor their
+    `gamma`/`beta` change, also after unfreezing. With `train_bn=True` they are
+    frozen with their group and train (batch statistics, updated moving averages)
+    once it is unfrozen. Layers the user had frozen stay frozen; every flag is
+    restored when `fit` ends. Use one `FreezeUnfreeze` per model (several
+    backbones go into one `backbone` list or pattern).
+
+    Args:
+        backbone: the pretrained part of the model: a layer of the model, a layer
+            name, a list of layer names, or a glob pattern on layer names such as
+            `"block*"` (nested layers are searched too). Defaults to none
+            (required).
+        freeze_epochs: number of epochs trained with the backbone frozen. `0`
+            starts unfrozen. Defaults to `1`.
+        train_bn: whether the backbone's BatchNormalization layers train once
+            unfrozen. Defaults to `False`.
+        backbone_learning_rate_multiplier: factor `m > 0` on the backbone's
+            optimizer steps once unfrozen; `1.0` trains it like the head (no
+            hook is installed). Defaults to `0.1`.
+        unfreeze_every: `None` to unfreeze the whole backbone after
+            `freeze_epochs`; an integer `n >= 1` to unfreeze one more group every
+            `n` epochs, from the top down. Defaults to `None`.
+        groups: with `unfreeze_every`: `"auto"` infers the groups from the stage /
+            block layer names of KerasCV, KerasHub and `keras.applications`
+            backbones (ResNet stacks, DenseNet dense blocks, CSPDarkNet stages,
+            EfficientNet stages, MobileNet blocks; stem layers join the bottom
+            group, top layers the top group); or a list of groups in forward
+            order (input to output), each a layer name, pattern or list of names
+            of the backbone's layers; unlisted layers join the first group.
+            Defaults to `"auto"`.
+        verbose: `1` prints each phase change. Defaults to `0`.
+
+    Example (with a pretrained KerasHub backbone in practice, e.g.
+    `keras_hub.models.ResNetBackbone.from_preset("resnet_18_imagenet")`):
+
+    >>> import numpy as np
+    >>> backbone = keras.Sequential(
+    ...     [keras.layers.Dense(8, name="block1_dense"),
+    ...      keras.layers.Dense(8, name="block2_dense")], name="backbone")
+    >>> model = keras.Sequential([keras.Input((4,)), backbone, keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.Adam(1e-3), "mse")
+    >>> callback = FreezeUnfreeze(backbone, freeze_epochs=1, unfreeze_every=1)
+    >>> _ = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=3, verbose=0,
+    ...               callbacks=[callback])
+    >>> callback.group_names
+    [['block1_dense'], ['block2_dense']]
+    >>> callback.unfrozen_groups  # during the last epoch
+    2
+    """
+
+    def __init__(
+        self,
+        backbone,
+        freeze_epochs=1,
+        train_bn=False,
+        backbone_learning_rate_multiplier=0.1,
+        unfreeze_every=None,
+        groups="auto",
+        verbose=0,
+    ):
+        super().__init__()
+        if not isinstance(backbone, (keras.layers.Layer, str, list, tuple)):
+            raise ValueError(
+                "Argument `backbone` must be a layer, a layer name, a list of layer "
+                f"names or a name pattern. Received: backbone={backbone!r}"
+            )
+        if isinstance(backbone, (list, tuple)) and not backbone:
+            raise ValueError("Argument `backbone` must not be an empty list.")
+        if not isinstance(train_bn, bool):
+            raise ValueError(
+                f"Argument `train_bn` must be a bool. Received: train_bn={train_bn!r}"
+            )
+        self.backbone = backbone
+        self.freeze_epochs = check_number("freeze_epochs", freeze_epochs, 0, integer=True)
+        self.train_bn = train_bn
+        self.backbone_learning_rate_multiplier = check_number(
+            "backbone_learning_rate_multiplier",
+            backbone_learning_rate_multiplier,
+            0,
+            low_inclusive=False,
+        )
+        if unfreeze_every is not None:
+            unfreeze_every = check_number("unfreeze_every", unfreeze_every, 1, integer=True)
+        self.unfreeze_every = unfreeze_every
+        if groups != "auto":
+            if not isinstance(groups, (list, tuple)) or len(groups) < 2:
+                raise ValueError(
+                    "Argument `groups` must be 'auto' or a list of at least 2 groups "
+                    f"(layer names or patterns). Received: groups={groups!r}"
+                )
+            if unfreeze_every is None:
+                raise ValueError(
+                    "Argument `groups` needs `unfreeze_every` (the epochs between two "
+                    "groups); without it the backbone is unfrozen all at once."
+                )
+            groups = [g if isinstance(g, str) else list(g) for g in groups]
+        self.groups = groups
+        self.verbose = check_number("verbose", verbose, 0, 1, integer=True)
+        self.unfrozen_groups = None
+        self.group_names = None
+
+    def _resolve(self):
+        roots = _backbone.resolve_backbone(self.model, self.backbone)
+        units = _backbone.backbone_units(roots)
+        if self.unfreeze_every is None:
+            groups = [units]
+        elif self.groups == "auto":
+            groups = _backbone.infer_groups(units)
+        else:
+            groups = _backbone.explicit_groups(units, self.groups)
+        return roots, groups
+
+    def on_train_begin(self, logs=None):
+        self._roots, self._groups = self._resolve()
+        self.group_names = [[layer.name for layer in g] for g in self._groups]
+        sublayers = [s for root in self._roots for s in _compat.flatten_layers(root)]
+        variables = [v for root in self._roots for v in root.weights]
+        if self.model not in _ORIGINAL_FLAGS:
+            _ORIGINAL_FLAGS[self.model] = (
+                [(layer, layer.trainable) for layer in sublayers],
+                [(v, v.trainable) for v in variables],
+            )
+        original_layers, original_variables = _ORIGINAL_FLAGS[self.model]
+        self._restore_flags()
+        self._check_optimizer(variables)
+        self._batch_norms = [
+            s for s in sublayers if isinstance(s, keras.layers.BatchNormalization)
+        ]
+        self._user_frozen_layers = [layer for layer, on in original_layers if not on]
+        self._user_frozen_variables = [v for v, on in original_variables if not on]
+        self._optimizer = self.model.optimizer
+        _optimizer_hooks.install(
+            self._optimizer,
+            self.model,
+            variables,
+            self.backbone_learning_rate_multiplier,
+        )
+        self.unfrozen_groups = None
+
+    def _check_optimizer(self, backbone_variables):
+        trainable = self.model.trainable_variables
+        backbone_ids = {id(v) for v in backbone_variables}
+        if not any(id(v) in backbone_ids for v in trainable):
+            raise ValueError(
+                "FreezeUnfreeze: the backbone has no trainable weights. Compile the "
+                "model with the backbone trainable; the callback freezes it itself "
+                "before the first step."
+            )
+        optimizer = _optimizer_hooks.chain(self.model.optimizer)[-1]
+        built = _compat.optimizer_built_variables(optimizer)
+        if built is None:
+            self.model.optimizer.build(trainable)
+            return
+        known = {id(v) for v in built}
+        unknown = [v.path for v in trainable if id(v) not in known]
+        if unknown:
+            raise ValueError(
+                f"FreezeUnfreeze: the optimizer was built without {len(unknown)} "
+                f"variables that will train (e.g. {unknown[:3]}), so it could not "
+                "update them after unfreezing. Compile with the backbone trainable "
+                "(the callback freezes it itself) and a fresh optimizer."
+            )
+
+    def unfrozen_groups_at(self, epoch):
+        """Number of backbone groups (from the top) trainable during `epoch`."""
+        count = len(self._groups)
+        if epoch < self.freeze_epochs:
+            return 0
+        if self.unfreeze_every is None:
+            return count
+        return min(count, 1 + (epoch - self.freeze_epochs) // self.unfreeze_every)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        unfrozen = self.unfrozen_groups_at(epoch)
+        if unfrozen == self.unfrozen_groups:
+            return
+        self._set_flags(unfrozen)
+        self.model.make_train_function(force=True)
+        self.unfrozen_groups = unfrozen
+        if self.verbose:
+            print(
+                f"Epoch {epoch + 1}: FreezeUnfreeze: {unfrozen}/{len(self._groups)} "
+                "backbone groups trainable."
+            )
+
+    def _set_flags(self, unfrozen):
+        for root in self._roots:
+            _set_trainable(root, unfrozen > 0)
+        for group in self._groups[: len(self._groups) - unfrozen]:
+            for layer in group:
+                _set_trainable(layer, False)
+        if not self.train_bn:
+            for layer in self._batch_norms:
+                _set_trainable(layer, False)
+        for layer in self._user_frozen_layers:
+            _set_trainable(layer, False)
+        for variable in self._user_frozen_variables:
+            variable.trainable = False
+
+    def _restore_flags(self):
+        original_layers, original_variables = _ORIGINAL_FLAGS[self.model]
+        for layer, trainable in original_layers:
+            _set_trainable(layer, trainable)
+        for variable, trainable in original_variables:
+            variable.trainable = trainable
+
+    def on_train_end(self, logs=None):
+        self._restore_flags()
+        del _ORIGINAL_FLAGS[self.model]
+        _optimizer_hooks.uninstall(self._optimizer)
+        self.model.make_train_function(force=True)
+
+    def get_config(self):
+        backbone = self.backbone
+        if isinstance(backbone, keras.layers.Layer):
+            backbone = backbone.name
+        elif isinstance(backbone, tuple):
+            backbone = list(backbone)
+        return {
+            "backbone": backbone,
+            "freeze_epochs": self.freeze_epochs,
+            "train_bn": self.train_bn,
+            "backbone_learning_rate_multiplier": self.backbone_learning_rate_multiplier,
+            "unfreeze_every": self.unfreeze_every,
+            "groups": self.groups,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

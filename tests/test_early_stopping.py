@@ -1,0 +1,271 @@
+"""Tests for keras_trainplus.callbacks.EarlyStopping."""
+
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import keras
+
+from keras_trainplus.callbacks import EarlyStopping
+from tests.helpers.config import assert_config_roundtrip
+
+
+def _tiny_model():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(keras.optimizers.SGD(0.15), "mse")
+    return model
+
+
+def _drive(callback, values, monitor="val_loss", weights_per_epoch=None):
+    """Runs the callback's hooks on made-up logs; returns the last epoch run."""
+    model = _tiny_model()
+    callback.set_model(model)
+    model.stop_training = False
+    callback.on_train_begin()
+    last = None
+    for epoch, value in enumerate(values):
+        callback.on_epoch_begin(epoch)
+        if weights_per_epoch is not None:
+            model.set_weights([np.full((1, 1), weights_per_epoch[epoch], "float32")])
+        callback.on_epoch_end(epoch, {"loss": 0.0, monitor: value})
+        last = epoch
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return last, model
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def test_config_roundtrip():
+    callback = EarlyStopping(
+        monitor="val_accuracy",
+        min_delta=0.01,
+        patience=3,
+        mode="max",
+        baseline=0.5,
+        restore_best_weights=False,
+        start_from_epoch=2,
+        check_finite=False,
+        stopping_threshold=0.99,
+        divergence_threshold=0.1,
+        backup_dir="/tmp/backup",
+        verbose=1,
+    )
+    assert_config_roundtrip(callback)
+    assert EarlyStopping().get_config()["restore_best_weights"] is True
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"patience": -1}, r"Argument `patience` must be an integer >= 0\. Received: patience=-1"),
+        ({"min_delta": -0.1}, r"Argument `min_delta` must be >= 0"),
+        ({"mode": "up"}, r"Argument `mode` must be one of 'auto', 'min', 'max'\. Received: mode='up'"),
+        ({"start_from_epoch": -2}, r"Argument `start_from_epoch` must be an integer >= 0"),
+        ({"stopping_threshold": math.nan}, r"Argument `stopping_threshold` must be a finite number"),
+        ({"divergence_threshold": "high"}, r"Argument `divergence_threshold` must be a finite"),
+        ({"check_finite": 1}, r"Argument `check_finite` must be a bool"),
+        ({"restore_best_weights": None}, r"Argument `restore_best_weights` must be a bool"),
+        ({"backup_dir": ""}, r"Argument `backup_dir` must be a directory path or None"),
+        ({"monitor": ""}, r"Argument `monitor` must be a metric name"),
+        ({"verbose": 2}, r"Argument `verbose` must be an integer in \[0, 1\]"),
+    ],
+)
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EarlyStopping(**kwargs)
+
+
+# ---------------------------------------------------------------- made-up logs
+
+
+def test_patience():
+    callback = EarlyStopping(patience=2)
+    last, _ = _drive(callback, [1.0, 0.9, 0.95, 0.97, 0.5])
+    assert (last, callback.stopped_epoch, callback.stop_reason) == (3, 3, "patience")
+    assert callback.best == 0.9 and callback.best_epoch == 1
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_stops_at_once_and_restores_best(bad):
+    callback = EarlyStopping(patience=5)
+    last, model = _drive(callback, [1.0, 0.5, bad, 0.1], weights_per_epoch=[1.0, 2.0, 3.0, 4.0])
+    assert (last, callback.stop_reason) == (2, "non_finite")
+    assert callback.best == 0.5 and callback.restored_epoch == 1
+    assert float(model.get_weights()[0][0, 0]) == 2.0
+
+
+def test_non_finite_ignored_without_check_finite():
+    callback = EarlyStopping(patience=5, check_finite=False)
+    last, _ = _drive(callback, [1.0, math.nan, 0.8])
+    assert (last, callback.stop_reason) == (2, None)
+    assert callback.best == 0.8
+
+
+@pytest.mark.parametrize(
+    "mode, monitor, threshold, values, stop_at",
+    [
+        ("min", "val_loss", 0.5, [1.0, 0.5, 0.49, 0.1], 2),  # strict: 0.5 is not < 0.5
+        ("max", "val_acc", 0.9, [0.5, 0.9, 0.95, 0.99], 2),
+    ],
+)
+def test_stopping_threshold(mode, monitor, threshold, values, stop_at):
+    callback = EarlyStopping(monitor=monitor, mode=mode, patience=10, stopping_threshold=threshold)
+    last, _ = _drive(callback, values, monitor=monitor)
+    assert (last, callback.stop_reason) == (stop_at, "stopping_threshold")
+
+
+@pytest.mark.parametrize(
+    "mode, monitor, threshold, values, stop_at",
+    [
+        ("min", "val_loss", 5.0, [1.0, 5.0, 5.1, 0.1], 2),
+        ("max", "val_acc", 0.2, [0.5, 0.2, 0.19, 0.9], 2),
+    ],
+)
+def test_divergence_threshold(mode, monitor, threshold, values, stop_at):
+    callback = EarlyStopping(monitor=monitor, mode=mode, patience=10, divergence_threshold=threshold)
+    last, _ = _drive(callback, values, monitor=monitor)
+    assert (last, callback.stop_reason) == (stop_at, "divergence_threshold")
+
+
+def test_thresholds_apply_during_warm_up_patience_does_not():
+    callback = EarlyStopping(patience=0, start_from_epoch=3, divergence_threshold=10.0)
+    last, _ = _drive(callback, [1.0, 2.0, 11.0, 0.5])
+    assert (last, callback.stop_reason) == (2, "divergence_threshold")
+
+
+def test_restores_best_weights_without_early_stop(capsys):
+    callback = EarlyStopping(patience=10, verbose=1)
+    last, model = _drive(callback, [3.0, 1.0, 2.0], weights_per_epoch=[7.0, 8.0, 9.0])
+    assert (last, callback.stop_reason, callback.restored_epoch) == (2, None, 1)
+    assert float(model.get_weights()[0][0, 0]) == 8.0
+    assert "Restored the weights of epoch 2, the best val_loss=1.0" in capsys.readouterr().out
+
+
+def test_no_restore_when_disabled():
+    callback = EarlyStopping(patience=10, restore_best_weights=False)
+    _, model = _drive(callback, [3.0, 1.0, 2.0], weights_per_epoch=[7.0, 8.0, 9.0])
+    assert callback.restored_epoch is None
+    assert float(model.get_weights()[0][0, 0]) == 9.0
+
+
+def test_missing_monitor_warns_once_with_available_names():
+    callback = EarlyStopping(monitor="val_los")
+    model = _tiny_model()
+    callback.set_model(model)
+    callback.on_train_begin()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for epoch in range(3):
+            callback.on_epoch_end(epoch, {"loss": 1.0, "val_loss": 2.0, "accuracy": 0.5})
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1
+    assert "`val_los` which is not available" in messages[0]
+    assert "Available metrics are: accuracy, loss, val_loss" in messages[0]
+
+
+# ---------------------------------------------------------------- real fits
+
+
+def _data():
+    """Training pulls the kernel from 0 to 2, validation prefers 1: val_loss is best
+    after epoch 1 (kernel 0.6, 1.02, 1.31, ...) and grows afterwards."""
+    x = np.ones((4, 1), "float32")
+    return x, 2.0 * x, (x, 1.0 * x)
+
+
+def _fresh_model():
+    model = _tiny_model()
+    model.set_weights([np.zeros((1, 1), "float32")])
+    return model
+
+
+@pytest.mark.smoke
+def test_fit_stops_on_patience_and_restores_best():
+    x, y, validation = _data()
+    model = _fresh_model()
+    callback = EarlyStopping(patience=3)
+    history = model.fit(x, y, validation_data=validation, epochs=20, batch_size=4,
+                        shuffle=False, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 5
+    assert (callback.stop_reason, callback.stopped_epoch, callback.restored_epoch) == (
+        "patience", 4, 1)
+    # kernel after epoch 1 of k <- k + 0.3 (2 - k), computed in float64
+    np.testing.assert_allclose(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6)
+
+
+def test_one_instance_serves_two_fits():
+    x, y, validation = _data()
+    model = _fresh_model()
+    callback = EarlyStopping(monitor="loss", patience=10, divergence_threshold=100.0)
+    model.fit(x, 1000.0 * y, epochs=5, verbose=0, callbacks=[callback])
+    assert (callback.stop_reason, callback.stopped_epoch) == ("divergence_threshold", 0)
+    model.set_weights([np.zeros((1, 1), "float32")])
+    history = model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 3
+    assert callback.stop_reason is None
+    assert callback.restored_epoch == 2 and callback.wait == 0
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+def test_resume_with_backup_and_restore(tmp_path):
+    x, y, validation = _data()
+    backup = str(tmp_path / "backup")
+    fit = dict(validation_data=validation, epochs=20, batch_size=4, shuffle=False, verbose=0)
+
+    model = _fresh_model()
+    first = EarlyStopping(patience=3, backup_dir=backup)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, callbacks=[_Interrupt(3), keras.callbacks.BackupAndRestore(backup), first],
+                  **fit)
+    assert os.path.exists(first.state_path)
+
+    model = _fresh_model()  # as a restarted process would
+    second = EarlyStopping(patience=3, backup_dir=backup)
+    history = model.fit(x, y, callbacks=[keras.callbacks.BackupAndRestore(backup), second], **fit)
+    assert len(history.history["loss"]) == 2  # epochs 3 and 4
+    assert (second.stop_reason, second.stopped_epoch, second.best_epoch) == ("patience", 4, 1)
+    assert second.restored_epoch == 1
+    np.testing.assert_allclose(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6)
+    assert not os.path.exists(backup)
+
+
+def test_stale_state_is_ignored_with_a_warning(tmp_path):
+    x, y, validation = _data()
+    backup = str(tmp_path / "backup")
+    model = _fresh_model()
+    callback = EarlyStopping(patience=3, backup_dir=backup)
+    with pytest.raises(RuntimeError):
+        model.fit(x, y, validation_data=validation, epochs=20, verbose=0,
+                  callbacks=[_Interrupt(2), callback])
+    fresh = EarlyStopping(patience=3, backup_dir=backup)
+    model = _fresh_model()
+    with pytest.warns(UserWarning, match=r"saved state .* is for epoch 2, training resumes at "
+                                         r"epoch 0; starting from a fresh state"):
+        model.fit(x, y, validation_data=validation, epochs=1, verbose=0, callbacks=[fresh])
+
+
+@pytest.mark.smoke
+def test_docstring_examples():
+    import doctest
+
+    from keras_trainplus.callbacks import early_stopping
+    from keras_trainplus.callbacks import freeze_unfreeze
+
+    for module in (early_stopping, freeze_unfreeze):
+        result = doctest.testmod(module, verbose=False)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
