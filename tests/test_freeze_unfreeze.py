@@ -680,3 +680,12 @@ def test_compat_flatten_layers_and_optimizer_built_variables():
     head = model.get_layer("head").trainable_weights
     optimizer.build(head)
     assert [id(v) for v in _compat.optimizer_built_variables(optimizer)] == [id(v) for v in head]
+
+
+@only_backends("jax")
+def test_jax_refuses_ema_optimizer(rng):
+    model, _ = _conv_model()
+    model.compile(keras.optimizers.Adam(use_ema=True), keras.losses.SparseCategoricalCrossentropy(True))
+    x, y = _images(rng)
+    with pytest.raises(ValueError, match=r"does not support optimizers with `use_ema=True`"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[FreezeUnfreeze("backbone")])
