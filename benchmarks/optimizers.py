@@ -17,6 +17,7 @@ The memory bandwidth is the median rate of a 256 MB NumPy copy (read + write).
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -237,7 +238,7 @@ def run_backend(backend, reps):
         ("LookAhead(Adam)", "Adam"),
         ("Ranger", "Adam"),
     ]
-    if backend == "jax":
+    if backend == "jax" and importlib.util.find_spec("optax") is not None:
         pairs += [
             ("Nesterov", "optax.sgd(nesterov)"),
             ("RAdam", "optax.radam"),

@@ -265,3 +265,13 @@ def test_bad_arguments(kwargs, error, message):
     kwargs.setdefault("optimizer", keras.optimizers.SGD())
     with pytest.raises(error, match=message):
         ktp.optimizers.LookAhead(**kwargs)
+
+
+@pytest.mark.parametrize("mode", function_modes())
+def test_wrapping_a_loss_scale_optimizer_in_every_mode(mode):
+    """LookAhead(LossScaleOptimizer(...)) compiles (JAX: no assignment in its conds)."""
+    problem = optim.Quadratic()
+    inner = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05), initial_scale=1.0)
+    got = optim.keras_trajectory(ktp.optimizers.LookAhead(inner, 3, 0.5), problem, 12, mode)
+    reference = lookahead_rule(momentum_rule(0.05, 0.0), problem.initial, 3, 0.5)
+    optim.assert_trajectories_close(got, optim.reference_trajectory(reference, problem, 12))
