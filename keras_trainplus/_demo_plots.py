@@ -90,11 +90,13 @@ def curves_figure(plt, history):
 
 
 def ensemble_figure(plt, rows, member_accuracies):
-    figure, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    figure, axes = plt.subplots(
+        1, 2, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1, 1], "wspace": 1.1}
+    )
     axes[0].bar(range(1, len(member_accuracies) + 1), member_accuracies)
     axes[0].set_xlabel("snapshot")
     axes[0].set_ylabel("test accuracy")
-    axes[0].set_ylim(min(member_accuracies) - 0.05, 1.0)
+    axes[0].set_ylim(0.0, 1.0)
     axes[0].set_title("each snapshot alone")
     names = [row["run"] for row in rows]
     values = [row["test_accuracy"] for row in rows]

@@ -39,10 +39,10 @@ def make_model(num_classes, name):
         [
             keras.Input((8, 8, 1)),
             layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
-            layers.BatchNormalization(name="bn1"),
+            layers.BatchNormalization(momentum=0.9, name="bn1"),
             layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
             layers.MaxPooling2D(name="pool"),
-            layers.BatchNormalization(name="bn2"),
+            layers.BatchNormalization(momentum=0.9, name="bn2"),
             layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
             layers.GlobalAveragePooling2D(name="gap"),
         ],
