@@ -130,7 +130,7 @@ def optimizer(
             "learning_rate",
             learning_rate,
             argument="learning_rate",
-            low=0.0,
+            low=0,
             low_inclusive=False,
             sampling="log",
             grid_size=grid_size,
@@ -140,7 +140,7 @@ def optimizer(
         "weight_decay",
         weight_decay,
         argument="weight_decay",
-        low=0.0,
+        low=0,
         sampling="log",
         grid_size=grid_size,
     )
@@ -154,8 +154,8 @@ def optimizer(
                 "momentum",
                 momentum,
                 argument="momentum",
-                low=0.0,
-                high=1.0,
+                low=0,
+                high=1,
                 high_inclusive=False,
                 grid_size=grid_size,
             )

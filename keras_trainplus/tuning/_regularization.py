@@ -51,8 +51,8 @@ def dropout_rate(hp, rate=(0.0, 0.5), grid_size=None, name="dropout_rate"):
         _check_name(name),
         rate,
         argument="rate",
-        low=0.0,
-        high=1.0,
+        low=0,
+        high=1,
         high_inclusive=False,
         grid_size=check_grid_size(grid_size),
     )
@@ -94,7 +94,7 @@ def mixup_alpha(hp, alpha=(0.1, 1.0), grid_size=None, name="mixup_alpha"):
         _check_name(name),
         alpha,
         argument="alpha",
-        low=0.0,
+        low=0,
         low_inclusive=False,
         sampling="log",
         grid_size=check_grid_size(grid_size),
@@ -143,7 +143,7 @@ def augmentation_strength(
         _check_name(name),
         strength,
         argument="strength",
-        low=0.0,
+        low=0,
         grid_size=check_grid_size(grid_size),
     )
 

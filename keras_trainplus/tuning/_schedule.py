@@ -137,27 +137,27 @@ def learning_rate_schedule(
         "learning_rate",
         learning_rate,
         argument="learning_rate",
-        low=0.0,
+        low=0,
         low_inclusive=False,
         sampling="log",
         grid_size=grid_size,
     )
     values = {}
     conditional = (
-        ("step", "step_decay_rate", step_decay_rate, dict(high=1.0, sampling="log")),
+        ("step", "step_decay_rate", step_decay_rate, dict(high=1, sampling="log")),
         ("cosine", "warmup_fraction", warmup_fraction, dict(high_inclusive=False)),
         ("one_cycle", "pct_start", pct_start, dict(high_inclusive=False)),
     )
     for owner, name, value, bounds in conditional:
         if owner in kinds:
-            bounds.setdefault("high", 1.0)
+            bounds.setdefault("high", 1)
             with hp.conditional_scope("schedule", [owner]):
                 values[name] = register_float(
                     hp,
                     name,
                     value,
                     argument=name,
-                    low=0.0,
+                    low=0,
                     low_inclusive=name == "warmup_fraction",
                     grid_size=grid_size,
                     **bounds,
