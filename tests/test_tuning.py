@@ -1,4 +1,4 @@
-"""keras_trainplus.tuning: sampled ranges, built objects, and tiny searches run end to end.
+"""keras_trainplus.tuning: sampled ranges, built objects, tiny searches end to end.
 
 Distributions are checked empirically: each helper registers its hyperparameters in
 a `keras_tuner.HyperParameters`, values are drawn the way KerasTuner's random
@@ -194,7 +194,7 @@ def test_fixed_numbers_are_recorded_not_searched():
 # Built objects.
 
 
-def _minimises(optimizer, steps=20):
+def _minimises(optimizer, steps=6):
     """A few steps on f(x) = ||x - 1||^2 from x = 0 must reduce f."""
     x = keras.Variable(np.zeros(4, dtype="float32"))
     before = float(keras.ops.sum((x - 1.0) ** 2))
@@ -358,6 +358,11 @@ def test_step_boundaries_that_round_to_one_step_decay_once():
         ),
         (
             tuning.optimizer,
+            {"families": "adam", "momentum": 1.5},
+            r"Argument `momentum` must be in \[0, 1\)\. Received: momentum=1\.5",
+        ),
+        (
+            tuning.optimizer,
             {"grid_size": 1},
             r"Argument `grid_size` must be an integer >= 2\. Received: grid_size=1",
         ),
@@ -397,6 +402,10 @@ def test_helper_arguments_are_validated(helper, kwargs, message):
         (
             {"total_steps": 10, "warmup_fraction": (0.0, 1.0)},
             r"Argument `warmup_fraction` must be .* both in \[0, 1\)\.",
+        ),
+        (
+            {"total_steps": 10, "kinds": "cosine", "pct_start": (0.0, 0.5)},
+            r"Argument `pct_start` must be .* both in \(0, 1\)\.",
         ),
         (
             {"total_steps": 10, "step_decay_rate": 1.5},
@@ -483,7 +492,8 @@ def test_random_search_runs_to_completion(tmp_path, capsys):
         assert 1e-4 <= trial["values"]["learning_rate"] <= 1e-1
         assert 0.0 <= trial["values"]["dropout_rate"] <= 0.5
     printed = capsys.readouterr().out
-    assert "Random search: 3 trials (3 completed); objective val_accuracy (max)" in printed
+    title = "Random search: 3 trials (3 completed); objective val_accuracy (max)"
+    assert title in printed
     table = printed[printed.index("Best 2:") :].splitlines()
     assert table[1].split() == [
         "rank",

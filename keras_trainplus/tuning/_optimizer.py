@@ -5,6 +5,7 @@ import keras
 from keras_trainplus import optimizers
 from keras_trainplus._validation import check_choice
 from keras_trainplus.tuning._ranges import check_grid_size
+from keras_trainplus.tuning._ranges import check_range
 from keras_trainplus.tuning._ranges import register_float
 
 FAMILIES = ("adam", "nesterov", "radam", "ranger")
@@ -147,6 +148,7 @@ def optimizer(
     decay = decay or None
 
     rho = None
+    momentum_bounds = dict(low=0, high=1, high_inclusive=False)
     if "nesterov" in families:
         with hp.conditional_scope("optimizer", ["nesterov"]):
             rho = register_float(
@@ -154,11 +156,11 @@ def optimizer(
                 "momentum",
                 momentum,
                 argument="momentum",
-                low=0,
-                high=1,
-                high_inclusive=False,
                 grid_size=grid_size,
+                **momentum_bounds,
             )
+    else:
+        check_range("momentum", momentum, **momentum_bounds)
     wrap = False
     wrappable = [f for f in families if f != "ranger"]
     if wrappable:

@@ -1,4 +1,4 @@
-"""Turns the range arguments of the search-space helpers into KerasTuner hyperparameters.
+"""Turns the helpers' range arguments into KerasTuner hyperparameters.
 
 Every numeric argument of a helper (`learning_rate`, `rate`, `alpha`, ...) accepts:
 
@@ -29,8 +29,19 @@ def check_grid_size(grid_size):
     return check_number("grid_size", grid_size, 2, integer=True)
 
 
-def _check_range(argument, value, low, high, low_inclusive, high_inclusive, sampling):
+def check_range(
+    argument,
+    value,
+    *,
+    low,
+    high=None,
+    low_inclusive=True,
+    high_inclusive=True,
+    sampling="linear",
+):
     """Validates a number or a `(min, max)` pair against the allowed interval.
+
+    The arguments are those of `register_float`.
 
     Returns a float for a number and a pair of floats for a pair.
     """
@@ -115,8 +126,14 @@ def register_float(
         The hyperparameter's value in `hp` (`None` when inactive in a conditional
         scope).
     """
-    checked = _check_range(
-        argument, value, low, high, low_inclusive, high_inclusive, sampling
+    checked = check_range(
+        argument,
+        value,
+        low=low,
+        high=high,
+        low_inclusive=low_inclusive,
+        high_inclusive=high_inclusive,
+        sampling=sampling,
     )
     if isinstance(checked, float):
         return hp.Fixed(name, checked)

@@ -83,7 +83,7 @@ class SearchResult:
         }
 
     def build_best_model(self):
-        """Builds (untrained) the model of the best trial with the tuner's hypermodel."""
+        """Builds the best trial's model (untrained) with the tuner's hypermodel."""
         if self.best_hyperparameters is None:
             raise ValueError("No trial completed, so there is no best model to build.")
         return self.tuner.hypermodel.build(self.best_hyperparameters)

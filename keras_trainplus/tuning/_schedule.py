@@ -4,6 +4,7 @@ from keras_trainplus import schedules
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
 from keras_trainplus.tuning._ranges import check_grid_size
+from keras_trainplus.tuning._ranges import check_range
 from keras_trainplus.tuning._ranges import register_float
 
 KINDS = ("step", "cosine", "one_cycle")
@@ -144,24 +145,19 @@ def learning_rate_schedule(
     )
     values = {}
     conditional = (
-        ("step", "step_decay_rate", step_decay_rate, dict(high=1, sampling="log")),
+        ("step", "step_decay_rate", step_decay_rate, dict(sampling="log")),
         ("cosine", "warmup_fraction", warmup_fraction, dict(high_inclusive=False)),
         ("one_cycle", "pct_start", pct_start, dict(high_inclusive=False)),
     )
     for owner, name, value, bounds in conditional:
-        if owner in kinds:
-            bounds.setdefault("high", 1)
-            with hp.conditional_scope("schedule", [owner]):
-                values[name] = register_float(
-                    hp,
-                    name,
-                    value,
-                    argument=name,
-                    low=0,
-                    low_inclusive=name == "warmup_fraction",
-                    grid_size=grid_size,
-                    **bounds,
-                )
+        bounds.update(low=0, high=1, low_inclusive=name == "warmup_fraction")
+        if owner not in kinds:
+            check_range(name, value, **bounds)
+            continue
+        with hp.conditional_scope("schedule", [owner]):
+            values[name] = register_float(
+                hp, name, value, argument=name, grid_size=grid_size, **bounds
+            )
 
     if kind == "step":
         # Fractions of a short training can round to the same step; a boundary
@@ -173,7 +169,8 @@ def learning_rate_schedule(
             decay_rate=values["step_decay_rate"],
         )
     if kind == "cosine":
-        warmup_steps = min(round(values["warmup_fraction"] * total_steps), total_steps - 1)
+        warmup_steps = round(values["warmup_fraction"] * total_steps)
+        warmup_steps = min(warmup_steps, total_steps - 1)
         cosine = schedules.CosineDecay(
             initial_learning_rate=peak,
             decay_steps=total_steps - warmup_steps,
