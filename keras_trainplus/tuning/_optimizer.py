@@ -3,31 +3,14 @@
 import keras
 
 from keras_trainplus import optimizers
-from keras_trainplus._validation import check_choice
+from keras_trainplus.tuning._ranges import check_choices
 from keras_trainplus.tuning._ranges import check_grid_size
 from keras_trainplus.tuning._ranges import check_range
+from keras_trainplus.tuning._ranges import register_choice
 from keras_trainplus.tuning._ranges import register_float
+from keras_trainplus.tuning._ranges import register_learning_rate
 
 FAMILIES = ("adam", "nesterov", "radam", "ranger")
-
-
-def _check_families(families):
-    if isinstance(families, str):
-        families = (families,)
-    families = tuple(families)
-    if not families:
-        raise ValueError(
-            "Argument `families` must name at least one of "
-            f"{', '.join(repr(f) for f in FAMILIES)}. Received: families=()"
-        )
-    for family in families:
-        check_choice("families", family, FAMILIES)
-    if len(set(families)) != len(families):
-        raise ValueError(
-            "Argument `families` must not repeat a family. "
-            f"Received: families={families!r}"
-        )
-    return families
 
 
 def _check_lookahead(lookahead):
@@ -115,27 +98,15 @@ def optimizer(
         return model
     ```
     """
-    families = _check_families(families)
+    families = check_choices("families", families, FAMILIES)
     lookahead = _check_lookahead(lookahead)
     grid_size = check_grid_size(grid_size)
-    if len(families) == 1:
-        family = hp.Fixed("optimizer", families[0])
-    else:
-        family = hp.Choice("optimizer", list(families))
+    family = register_choice(hp, "optimizer", families)
 
     if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         rate = learning_rate
     else:
-        rate = register_float(
-            hp,
-            "learning_rate",
-            learning_rate,
-            argument="learning_rate",
-            low=0,
-            low_inclusive=False,
-            sampling="log",
-            grid_size=grid_size,
-        )
+        rate = register_learning_rate(hp, learning_rate, grid_size)
     decay = register_float(
         hp,
         "weight_decay",

@@ -17,9 +17,32 @@ import numbers
 import numpy as np
 
 from keras_trainplus._validation import _describe
+from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
 
 SAMPLINGS = ("linear", "log")
+
+
+def check_choices(argument, values, allowed):
+    """Validates a non-empty selection from `allowed` (one name or a sequence).
+
+    Returns the selection as a tuple, in the user's order.
+    """
+    values = (values,) if isinstance(values, str) else tuple(values)
+    names = ", ".join(repr(a) for a in allowed)
+    if not values:
+        raise ValueError(
+            f"Argument `{argument}` must name at least one of {names}. "
+            f"Received: {argument}=()"
+        )
+    for value in values:
+        check_choice(argument, value, allowed)
+    if len(set(values)) != len(values):
+        raise ValueError(
+            f"Argument `{argument}` must not repeat a name. "
+            f"Received: {argument}={values!r}"
+        )
+    return values
 
 
 def check_grid_size(grid_size):
@@ -84,14 +107,16 @@ def check_range(
 def grid_values(low, high, grid_size, sampling):
     """`grid_size` points from `low` to `high` inclusive, evenly spaced on the scale.
 
-    Values are rounded to 6 significant digits, which only removes floating-point
-    noise such as `0.30000000000000004` from the displayed grid.
+    The ends are `low` and `high` exactly; the points between are rounded to 6
+    significant digits, which only removes floating-point noise such as
+    `0.30000000000000004` from the displayed grid.
     """
     if sampling == "log":
         points = np.geomspace(low, high, grid_size)
     else:
         points = np.linspace(low, high, grid_size)
-    return [float(f"{p:.6g}") for p in points]
+    inner = [float(f"{p:.6g}") for p in points[1:-1]]
+    return [float(low)] + inner + [float(high)]
 
 
 def register_float(
@@ -145,3 +170,24 @@ def register_float(
             name, grid_values(lo, hi, grid_size, sampling), ordered=True
         )
     return hp.Float(name, lo, hi, sampling=sampling)
+
+
+def register_choice(hp, name, values):
+    """Registers a choice among `values`, as `hp.Fixed` when there is only one."""
+    if len(values) == 1:
+        return hp.Fixed(name, values[0])
+    return hp.Choice(name, list(values))
+
+
+def register_learning_rate(hp, value, grid_size):
+    """Registers `learning_rate`: a range searched log-uniformly or a fixed rate > 0."""
+    return register_float(
+        hp,
+        "learning_rate",
+        value,
+        argument="learning_rate",
+        low=0,
+        low_inclusive=False,
+        sampling="log",
+        grid_size=grid_size,
+    )

@@ -1,29 +1,15 @@
 """Search space over learning-rate schedules: step, cosine with warm-up, one-cycle."""
 
 from keras_trainplus import schedules
-from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
+from keras_trainplus.tuning._ranges import check_choices
 from keras_trainplus.tuning._ranges import check_grid_size
 from keras_trainplus.tuning._ranges import check_range
+from keras_trainplus.tuning._ranges import register_choice
 from keras_trainplus.tuning._ranges import register_float
+from keras_trainplus.tuning._ranges import register_learning_rate
 
 KINDS = ("step", "cosine", "one_cycle")
-
-
-def _check_kinds(kinds):
-    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-    if not kinds:
-        raise ValueError(
-            "Argument `kinds` must name at least one of "
-            f"{', '.join(repr(k) for k in KINDS)}. Received: kinds=()"
-        )
-    for kind in kinds:
-        check_choice("kinds", kind, KINDS)
-    if len(set(kinds)) != len(kinds):
-        raise ValueError(
-            f"Argument `kinds` must not repeat a kind. Received: kinds={kinds!r}"
-        )
-    return kinds
 
 
 def _check_boundaries(boundaries):
@@ -126,23 +112,11 @@ def learning_rate_schedule(
     ```
     """
     total_steps = check_number("total_steps", total_steps, 1, integer=True)
-    kinds = _check_kinds(kinds)
+    kinds = check_choices("kinds", kinds, KINDS)
     boundaries = _check_boundaries(step_boundaries)
     grid_size = check_grid_size(grid_size)
-    if len(kinds) == 1:
-        kind = hp.Fixed("schedule", kinds[0])
-    else:
-        kind = hp.Choice("schedule", list(kinds))
-    peak = register_float(
-        hp,
-        "learning_rate",
-        learning_rate,
-        argument="learning_rate",
-        low=0,
-        low_inclusive=False,
-        sampling="log",
-        grid_size=grid_size,
-    )
+    kind = register_choice(hp, "schedule", kinds)
+    peak = register_learning_rate(hp, learning_rate, grid_size)
     values = {}
     conditional = (
         ("step", "step_decay_rate", step_decay_rate, dict(sampling="log")),

@@ -74,8 +74,8 @@ def search(
         max_trials: the number of trials, an integer >= 1; for grid search `None`
             runs the whole grid. Defaults to `10`.
         objective: the logged metric to optimize, its direction inferred by
-            KerasTuner (`"val_accuracy"` is maximised, `"val_loss"` minimised), or
-            a `keras_tuner.Objective`. Defaults to `"val_loss"`.
+            KerasTuner (`"val_accuracy"` is maximised, `"val_loss"` minimised), a
+            `keras_tuner.Objective`, or a list of them. Defaults to `"val_loss"`.
         epochs: training epochs per trial, an integer >= 1. Defaults to `1`.
         batch_size: passed to `model.fit`. Defaults to `None` (Keras's 32).
         callbacks: Keras callbacks passed to every trial's `model.fit` (KerasTuner
@@ -91,8 +91,9 @@ def search(
         overwrite: start afresh instead of resuming a search found in
             `directory/project_name`. Defaults to `True`.
         num_best: how many best trials the summary shows. Defaults to `5`.
-        verbose: 0 silent, 1 KerasTuner's per-trial report, Keras progress bars
-            and the final summary printed. Defaults to `1`.
+        verbose: 0 silent; 1 KerasTuner's per-trial report, Keras progress bars
+            and the final summary printed; 2 the same with one line per epoch
+            instead of progress bars. Defaults to `1`.
 
     Returns:
         A `SearchResult`, or `None` on a distributed worker.
@@ -135,10 +136,11 @@ def search(
     )
     num_best = check_number("num_best", num_best, 1, integer=True)
     verbose = check_number("verbose", verbose, 0, 2, integer=True)
-    name = objective if isinstance(objective, str) else objective.name
-    if validation_data is None and name.startswith("val_"):
+    objectives = objective if isinstance(objective, (list, tuple)) else [objective]
+    names = [o if isinstance(o, str) else o.name for o in objectives]
+    if validation_data is None and any(n.startswith("val_") for n in names):
         raise ValueError(
-            f"Argument `validation_data` is required for objective={name!r}. "
+            f"Argument `validation_data` is required for objective={objective!r}. "
             "Received: validation_data=None"
         )
     if directory is None:
