@@ -1,0 +1,51 @@
+"""The only place keras_trainplus touches private Keras (`keras.src`).
+
+Each hook here exists because Keras 3 offers no public equivalent; each is covered by
+`tests/test_compat.py`, and the supported Keras range is pinned in `pyproject.toml`.
+"""
+
+
+def data_layer_class():
+    """The base class that lets a Keras layer run inside `tf.data` on any backend.
+
+    Keras's own preprocessing layers derive from it: when called on TensorFlow graph
+    tensors (a `tf.data` map) under the JAX or PyTorch backend, it switches the layer's
+    `backend` attribute to TensorFlow for that call, so the same layer code runs in
+    the input pipeline and inside a compiled model. Keras 3 does not export it
+    (`keras.src.layers.preprocessing.data_layer.DataLayer`, named `TFDataLayer` in
+    `tf_data_layer` before Keras 3.11).
+
+    Subclasses compute with `self.backend.numpy`, `.image`, `.random`, `.core`,
+    `.math` and `.nn` (the per-backend op modules behind `keras.ops`), and draw random
+    numbers with the generator returned by `self._get_seed_generator(self.backend.name)`.
+    """
+    try:
+        from keras.src.layers.preprocessing.data_layer import DataLayer
+    except ImportError:  # Keras < 3.11
+        from keras.src.layers.preprocessing.tf_data_layer import (
+            TFDataLayer as DataLayer,
+        )
+    return DataLayer
+
+
+def in_tensorflow_xla_context():
+    """Whether TensorFlow is tracing a graph that XLA will compile.
+
+    TensorFlow's fused image kernels (`ImageProjectiveTransformV3`, behind
+    `keras.ops.image.affine_transform`) have no XLA lowering, so a layer that uses
+    them in `tf.data` (where they are fastest) must avoid them inside a model
+    compiled with `jit_compile=True`. TensorFlow marks the graphs of
+    `tf.function(jit_compile=True)` with an XLA control-flow context but exports no
+    public query for it. If the private hook moves, this answers `True`: callers then
+    take their XLA-safe path, which is correct everywhere.
+    """
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return False
+    try:
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return True
+    return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))

@@ -1,0 +1,98 @@
+"""The base class of the geometric augmentation layers."""
+
+from keras_trainplus import _validation
+from keras_trainplus.layers import _sampling
+from keras_trainplus.layers._base import BaseAugmentation
+
+
+def check_pair_above(name, value, low, high=None):
+    """A `(min, max)` pair with `low < min <= max` (and `max <= high`)."""
+    pair = _validation.check_range_pair(name, value, low, high)
+    if pair[0] <= low:
+        bound = f"> {low}" if high is None else f"in ({low}, {high}]"
+        raise ValueError(
+            f"Argument `{name}` must be a (min, max) pair with min <= max, both "
+            f"{bound}. Received: {name}={value!r}"
+        )
+    return pair
+
+
+class GeometricAugmentation(BaseAugmentation):
+    """An augmentation that moves pixels: output pixel `p` reads the input at `g(p)`.
+
+    Subclasses implement, on a `channels_last` batch:
+    - `random_parameters(batch, height, width)`: every random draw, for inputs of
+      that size, as a dict of per-sample tensors (the layer's transformation);
+    - `source_coordinates(ys, xs, transformation, height, width)`: the map `g` from
+      output pixel coordinates `(ys, xs)`, each `(batch, out_height, out_width)`, to
+      input coordinates in an input of size `(height, width)`; returns
+      `(ys, xs, valid)` where `valid` is `None` or marks points that have a source;
+    - `output_size(height, width)` when the layer changes the image size.
+
+    `transform_images` then reads the input once through the shared sampling core
+    (`_sampling.sample`), and `GeometricChain` can compose several layers' maps into
+    a single resample.
+
+    Args:
+        interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        fill_mode: `"reflect"`, `"wrap"`, `"constant"` or `"nearest"`: how points
+            outside the input are read. Defaults to `"reflect"`.
+        fill_value: value read outside the input with `fill_mode="constant"`.
+            Defaults to `0.0`.
+        **kwargs: `BaseAugmentation` arguments (`data_format`, `seed`, `name`, ...).
+    """
+
+    def __init__(
+        self, interpolation="bilinear", fill_mode="reflect", fill_value=0.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.interpolation = _sampling.check_interpolation(interpolation)
+        self.fill_mode = _sampling.check_fill_mode(fill_mode)
+        self.fill_value = _validation.check_number("fill_value", fill_value)
+
+    def output_size(self, height, width):
+        return height, width
+
+    def random_parameters(self, batch, height, width):
+        raise NotImplementedError(
+            f"{self.__class__.__name__} must implement random_parameters()"
+        )
+
+    def source_coordinates(self, ys, xs, transformation, height, width):
+        raise NotImplementedError(
+            f"{self.__class__.__name__} must implement source_coordinates()"
+        )
+
+    def get_random_transformation(self, images):
+        shape = self.backend.core.shape(images)
+        return self.random_parameters(shape[0], shape[1], shape[2])
+
+    def transform_images(self, images, transformation):
+        shape = self.backend.core.shape(images)
+        batch, height, width = shape[0], shape[1], shape[2]
+        out_height, out_width = self.output_size(height, width)
+        ys, xs = _sampling.output_grid(self.backend, batch, out_height, out_width)
+        ys, xs, valid = self.source_coordinates(ys, xs, transformation, height, width)
+        return self.resample(images, ys, xs, valid)
+
+    def resample(self, images, ys, xs, valid=None):
+        """Reads `images` at `(ys, xs)` with this layer's interpolation and fill."""
+        dtype = images.dtype
+        out = _sampling.sample(
+            self.backend,
+            self.backend.cast(images, "float32"),
+            ys,
+            xs,
+            self.interpolation,
+            self.fill_mode,
+            self.fill_value,
+            valid,
+        )
+        return self.backend.cast(out, dtype)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = list(input_shape)
+        rows = len(input_shape) - (2 if self.data_format == "channels_first" else 3)
+        size = self.output_size(input_shape[rows], input_shape[rows + 1])
+        input_shape[rows], input_shape[rows + 1] = size
+        return tuple(input_shape)

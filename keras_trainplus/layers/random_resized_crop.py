@@ -1,0 +1,161 @@
+"""RandomResizedCrop: the Inception / torchvision random crop, vectorised."""
+
+import math
+
+import keras
+
+from keras_trainplus import _validation
+from keras_trainplus.layers._geometric import GeometricAugmentation
+from keras_trainplus.layers._geometric import check_pair_above
+
+ATTEMPTS = 10
+
+
+def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
+    """Maps output pixels to input pixels of per-sample `(top, left, h, w)` boxes.
+
+    Half-pixel convention (as `tf.image.resize`, `torch` with `align_corners=False`):
+    output pixel `i` of `out_height` covers `[i, i + 1)` of the box's `h` rows, so it
+    reads row `top + (i + 0.5) h / out_height - 0.5`.
+    """
+    boxes = ops.cast(boxes, "float32")
+    top, left = boxes[:, 0, None, None], boxes[:, 1, None, None]
+    rows, cols = boxes[:, 2, None, None], boxes[:, 3, None, None]
+    ys = top + (ys + 0.5) * (rows / out_height) - 0.5
+    xs = left + (xs + 0.5) * (cols / out_width) - 0.5
+    return ys, xs
+
+
+@keras.saving.register_keras_serializable(package="keras_trainplus")
+class RandomResizedCrop(GeometricAugmentation):
+    """Random crop of random area and aspect ratio, resized to `(height, width)`.
+
+    The Inception crop (Szegedy et al., 2015, "Going deeper with convolutions"), as
+    torchvision's `RandomResizedCrop` draws it: the crop's area is a fraction
+    `a ~ U(scale)` of the image area `A` and its aspect ratio `r = w / h` is
+    log-uniform in `ratio`, so `w = round(sqrt(a A r))`, `h = round(sqrt(a A / r))`;
+    a pair that does not fit in the image is redrawn, up to 10 times, after which the
+    crop falls back to the largest centred crop whose ratio is clamped into `ratio`.
+    Here the 10 candidates are drawn at once per sample and the first that fits is
+    taken (the same distribution as torchvision's loop, without a loop); the crop's
+    position is uniform over the integer offsets where it fits.
+
+    The crop is resized with one bilinear (or nearest) read per output pixel, with
+    half-pixel centres and no antialiasing (as `tf.image.resize(antialias=False)`).
+
+    At inference (`training=False`) the layer returns the largest centred crop with
+    the output's aspect ratio, resized to `(height, width)` (what
+    `keras.layers.Resizing(crop_to_aspect_ratio=True)` does).
+
+    Input images may have any size, including different sizes per element of a
+    `tf.data` pipeline mapped before batching; the output is `(height, width)`.
+
+    Args:
+        height: output height in pixels, an integer >= 1.
+        width: output width in pixels, an integer >= 1.
+        scale: `(min, max)` area fraction, within (0, 1]. Defaults to `(0.08, 1.0)`.
+        ratio: `(min, max)` aspect ratio `w / h`, both > 0. Defaults to
+            `(3 / 4, 4 / 3)`.
+        interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        seed: integer seed. Defaults to `None`.
+        **kwargs: `data_format`, `name`, `dtype`.
+
+    Example:
+
+    >>> layer = RandomResizedCrop(224, 224, seed=0)
+    >>> layer(np.zeros((2, 300, 400, 3))).shape
+    (2, 224, 224, 3)
+    """
+
+    def __init__(
+        self,
+        height,
+        width,
+        scale=(0.08, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        interpolation="bilinear",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            interpolation=interpolation, fill_mode="nearest", seed=seed, **kwargs
+        )
+        self.height = _validation.check_number("height", height, 1, integer=True)
+        self.width = _validation.check_number("width", width, 1, integer=True)
+        self.scale = check_pair_above("scale", scale, 0.0, 1.0)
+        self.ratio = check_pair_above("ratio", ratio, 0.0)
+
+    def output_size(self, height, width):
+        return self.height, self.width
+
+    def random_parameters(self, batch, height, width):
+        ops = self.backend
+        np_ = ops.numpy
+        height = ops.cast(height, "float32")
+        width = ops.cast(width, "float32")
+        draws = ops.random.uniform((batch, ATTEMPTS, 2), seed=self._seed())
+        low, high = self.scale
+        area = height * width * (low + draws[..., 0] * (high - low))
+        log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = np_.exp(log_low + draws[..., 1] * (log_high - log_low))
+        crop_w = np_.round(np_.sqrt(area * aspect))
+        crop_h = np_.round(np_.sqrt(area / aspect))
+        fits = (crop_w >= 1) & (crop_h >= 1) & (crop_w <= width) & (crop_h <= height)
+        fits_int = ops.cast(fits, "int32")
+        first = fits & (np_.cumsum(fits_int, axis=1) == 1)
+        found = np_.any(fits, axis=1)
+
+        def pick(values, fallback):
+            chosen = np_.sum(np_.where(first, values, 0.0), axis=1)
+            return np_.where(found, chosen, fallback)
+
+        fallback_h, fallback_w = self._fallback_size(height, width)
+        crop_h = pick(crop_h, fallback_h)
+        crop_w = pick(crop_w, fallback_w)
+        position = ops.random.uniform((batch, 2), seed=self._seed())
+        top = np_.floor(position[:, 0] * (height - crop_h + 1.0))
+        left = np_.floor(position[:, 1] * (width - crop_w + 1.0))
+        top = np_.where(found, top, np_.floor((height - crop_h) / 2.0))
+        left = np_.where(found, left, np_.floor((width - crop_w) / 2.0))
+        return {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
+
+    def _fallback_size(self, height, width):
+        """torchvision's fallback: the whole image, its ratio clamped into `ratio`."""
+        np_ = self.backend.numpy
+        low, high = self.ratio
+        in_ratio = width / height
+        fallback_h = np_.where(in_ratio < low, np_.round(width / low), height)
+        fallback_w = np_.where(in_ratio > high, np_.round(height * high), width)
+        return fallback_h, fallback_w
+
+    def source_coordinates(self, ys, xs, transformation, height, width):
+        ys, xs = crop_coordinates(
+            self.backend, ys, xs, transformation["crop_boxes"], self.height, self.width
+        )
+        return ys, xs, None
+
+    def transform_inference(self, images):
+        ops = self.backend
+        shape = ops.core.shape(images)
+        height = ops.cast(shape[1], "float32")
+        width = ops.cast(shape[2], "float32")
+        crop_h = ops.numpy.minimum(height, width * (self.height / self.width))
+        crop_w = ops.numpy.minimum(width, height * (self.width / self.height))
+        box = ops.numpy.stack(
+            [(height - crop_h) / 2.0, (width - crop_w) / 2.0, crop_h, crop_w]
+        )
+        boxes = ops.numpy.broadcast_to(box[None, :], (shape[0], 4))
+        return self.transform_images(images, {"crop_boxes": boxes})
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "height": self.height,
+                "width": self.width,
+                "scale": self.scale,
+                "ratio": self.ratio,
+                "interpolation": self.interpolation,
+            }
+        )
+        return config

@@ -1,0 +1,34 @@
+"""The private Keras hooks of keras_trainplus/_compat.py still behave as relied upon."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_trainplus import _compat
+
+
+class BackendProbe(_compat.data_layer_class()):
+    """Records which backend the layer computed with."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def call(self, inputs):
+        self.seen.append(self.backend.name)
+        for module in ("numpy", "image", "random", "core", "math", "nn"):
+            assert hasattr(self.backend, module), module
+        return self.backend.numpy.add(inputs, 1.0)
+
+
+@pytest.mark.smoke
+def test_data_layer_switches_to_tensorflow_inside_tf_data():
+    probe = BackendProbe()
+    ds = tf.data.Dataset.from_tensors(np.zeros((2, 2), "float32")).map(probe)
+    np.testing.assert_array_equal(next(iter(ds)).numpy(), np.ones((2, 2)))
+    assert probe.seen[-1] == "tensorflow"
+
+    out = probe(np.zeros((2, 2), "float32"))
+    assert probe.seen[-1] == keras.backend.backend()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), np.ones((2, 2)))

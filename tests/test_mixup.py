@@ -1,0 +1,299 @@
+"""Mixup and CutMix against float64 NumPy references and the papers' distributions."""
+
+import keras
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+from skimage import data as skdata
+
+from keras_trainplus.layers import Mixup
+from tests.helpers.backend import only_backends
+from tests.helpers.config import assert_config_roundtrip
+
+
+def _samples():
+    """Three real RGB photographs, 24 x 32, uint8."""
+    return np.stack(
+        [
+            skdata.astronaut()[:384:16, :512:16],
+            skdata.coffee()[:384:16, :512:16],
+            skdata.chelsea()[:240:10, :320:10],
+        ]
+    )
+
+
+def _np(x):
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float64)
+
+
+def _t(value, dtype="float32"):
+    return keras.ops.convert_to_tensor(value, dtype)
+
+
+@pytest.mark.smoke
+def test_mixup_is_the_convex_combination_with_the_rolled_batch():
+    images = _samples()
+    labels = np.array([0, 2, 1])
+    layer = Mixup(num_classes=3)
+    lam = 0.3
+    transformation = {"lam": _t(lam), "label_weight": _t(lam)}
+    out = layer.transform_images(_t(images), transformation)
+    partners = images[[2, 0, 1]].astype(np.float64)
+    np.testing.assert_allclose(_np(out), lam * images + (1 - lam) * partners, atol=1e-4)
+
+    mixed = layer.mix(layer.encode_labels(labels), transformation["label_weight"])
+    onehot = np.eye(3)[labels]
+    np.testing.assert_allclose(_np(mixed), lam * onehot + (1 - lam) * onehot[[2, 0, 1]])
+
+
+def _draws(layer, batches, batch_size=4, size=(6, 5)):
+    """Runs `layer` on `batches` batches of constant images (sample i has value i+1)
+    with labels i, and returns (images, labels) per batch as float64 arrays."""
+    images = np.broadcast_to(
+        np.arange(1, batch_size + 1, dtype="float32")[:, None, None, None],
+        (batch_size, *size, 3),
+    )
+    labels = np.arange(batch_size)
+    ds = tf.data.Dataset.from_tensors((images, labels)).repeat(batches).map(layer)
+    pairs = [(x.numpy().astype(np.float64), y.numpy().astype(np.float64)) for x, y in ds]
+    return images.astype(np.float64), pairs
+
+
+@pytest.mark.parametrize("alpha", [0.2, 2.0])
+def test_random_mixup_outputs_are_convex_and_weights_follow_beta(alpha):
+    layer = Mixup(alpha=alpha, num_classes=4, seed=12)
+    images, pairs = _draws(layer, 400, size=(1, 1))
+    partners = np.roll(images, 1, axis=0)
+    weights = []
+    for x, y in pairs:
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-6)
+        lam = y[0, 0]
+        # Row i is lam e_i + (1 - lam) e_{i-1}; the images mix with the same weight.
+        np.testing.assert_allclose(
+            y, lam * np.eye(4) + (1 - lam) * np.roll(np.eye(4), 1, axis=0), atol=1e-6
+        )
+        np.testing.assert_allclose(x, lam * images + (1 - lam) * partners, atol=1e-5)
+        weights.append(lam)
+    assert scipy.stats.kstest(weights, "beta", args=(alpha, alpha)).pvalue > 0.01
+    other = 1.0 if alpha < 1 else 4.0
+    assert scipy.stats.kstest(weights, "beta", args=(other, other)).pvalue < 1e-4
+
+
+def test_cutmix_label_weight_is_the_unpasted_area_and_switching_rate():
+    cutmix_alpha, switch_prob = 1.0, 0.7
+    layer = Mixup(
+        alpha=0.5, cutmix_alpha=cutmix_alpha, switch_prob=switch_prob,
+        num_classes=4, seed=3,
+    )
+    images, pairs = _draws(layer, 300, size=(9, 7))
+    partner_values = np.roll(np.arange(1, 5), 1)
+    cutmix_batches, clipped = 0, 0
+    for x, y in pairs:
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-6)
+        values = x[..., 0]
+        is_cutmix = np.all(np.isin(values, np.arange(1, 5)))
+        if not is_cutmix:
+            continue
+        cutmix_batches += 1
+        pasted = values != np.arange(1, 5)[:, None, None]
+        # One box for the whole batch, filled from the partner, label weight = 1 - area.
+        assert np.all(pasted == pasted[:1])
+        np.testing.assert_array_equal(
+            values[pasted], np.broadcast_to(partner_values[:, None, None], values.shape)[pasted]
+        )
+        box = pasted[0]
+        rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
+        if box.any():
+            assert box[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all()
+            clipped += rows[0] == 0 or cols[0] == 0 or rows[-1] == 8 or cols[-1] == 6
+        np.testing.assert_allclose(np.diag(y), 1.0 - box.mean(), atol=1e-6)
+    assert clipped > 0
+    # The number of CutMix batches is Binomial(300, switch_prob).
+    assert scipy.stats.binomtest(cutmix_batches, 300, switch_prob).pvalue > 0.01
+
+
+def test_cutmix_with_a_given_box_clipped_at_the_border():
+    images = _samples()  # 24 x 32
+    layer = Mixup(cutmix_alpha=1.0, num_classes=3)
+    transformation = {
+        "lam": _t(0.9),
+        "use_cutmix": _t(True, "bool"),
+        "top": _t(-3, "int32"),
+        "left": _t(25, "int32"),
+        "box_height": _t(10, "int32"),
+        "box_width": _t(12, "int32"),
+    }
+    out = _np(layer.transform_images(_t(images), transformation))
+    expected = images.astype(np.float64)
+    expected[:, 0:7, 25:32] = images[[2, 0, 1], 0:7, 25:32]
+    np.testing.assert_array_equal(out, expected)
+    area = layer._box_area(transformation, 24, 32)
+    np.testing.assert_allclose(_np(area), 7 * 7 / (24 * 32), rtol=1e-6)
+
+    first = Mixup(cutmix_alpha=1.0, num_classes=3, data_format="channels_first")
+    out = first.transform_images(_t(np.transpose(images, (0, 3, 1, 2))), transformation)
+    np.testing.assert_array_equal(_np(out), np.transpose(expected, (0, 3, 1, 2)))
+
+
+@pytest.mark.smoke
+def test_label_forms_and_smoothing():
+    images = _samples()
+    layer = Mixup(num_classes=5, label_smoothing=0.1, seed=0)
+    smoothed = np.eye(5)[[1, 4, 0]] * 0.9 + 0.1 / 5
+    for labels in (np.array([1, 4, 0]), np.array([[1], [4], [0]]), np.eye(5)[[1, 4, 0]]):
+        x, y = layer(images, labels)
+        y = _np(y)
+        # y = lam s_i + (1 - lam) s_{i-1}: solve lam from sample 0 (classes 1 and 0).
+        lam = (y[0, 1] - 0.02) / 0.9
+        np.testing.assert_allclose(
+            y, lam * smoothed + (1 - lam) * smoothed[[2, 0, 1]], atol=1e-6
+        )
+        assert x.shape == images.shape
+    # At inference: one-hot labels, untouched images, no smoothing.
+    x, y = layer(images, np.array([1, 4, 0]), training=False)
+    np.testing.assert_array_equal(_np(x), images)
+    np.testing.assert_array_equal(_np(y), np.eye(5)[[1, 4, 0]])
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("batch_size", [1, 3, 7])
+def test_odd_batch_sizes(batch_size):
+    rng = np.random.default_rng(batch_size)
+    images = rng.uniform(0, 1, (batch_size, 4, 4, 3)).astype("float32")
+    labels = rng.integers(0, 3, batch_size)
+    x, y = Mixup(alpha=1.0, cutmix_alpha=1.0, num_classes=3, seed=1)(images, labels)
+    x, y = _np(x), _np(y)
+    np.testing.assert_allclose(y.sum(1), 1.0, atol=1e-6)
+    if batch_size == 1:  # a sample paired with itself is unchanged
+        np.testing.assert_allclose(x, images, atol=1e-6)
+        np.testing.assert_allclose(y, np.eye(3)[labels], atol=1e-6)
+    lo = np.minimum(images, np.roll(images, 1, 0))
+    hi = np.maximum(images, np.roll(images, 1, 0))
+    assert np.all((x >= lo - 1e-6) & (x <= hi + 1e-6))
+
+
+@pytest.mark.smoke
+def test_structures_in_tf_data_with_a_partial_last_batch():
+    images = np.tile(_samples(), (3, 1, 1, 1))[:7]
+    labels = np.arange(7) % 3
+    weights = np.linspace(0.5, 2.0, 7).astype("float32")
+    layer = Mixup(alpha=0.3, cutmix_alpha=1.0, num_classes=3, seed=5)
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4).map(layer)
+    assert [(tuple(x.shape), tuple(y.shape)) for x, y in ds] == [
+        ((4, 24, 32, 3), (4, 3)), ((3, 24, 32, 3), (3, 3)),
+    ]
+    ds = tf.data.Dataset.from_tensor_slices((images, labels, weights)).batch(4)
+    for start, (x, y, w) in zip((0, 4), ds.map(layer)):
+        # Weights mix with the labels' weight, read off sample 1 (its class differs
+        # from its partner's): y[1] = lam e_{c_1} + (1 - lam) e_{c_0}.
+        lam = y.numpy()[1, labels[start + 1]]
+        given = weights[start : start + 4]
+        np.testing.assert_allclose(
+            w.numpy(), lam * given + (1 - lam) * np.roll(given, 1), atol=1e-6
+        )
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"images": images, "labels": labels, "sample_weight": weights}
+    ).batch(4, drop_remainder=False)
+    out = list(ds.map(layer))
+    assert sorted(out[0]) == ["images", "labels", "sample_weight"]
+    assert out[1]["labels"].shape == (3, 3)
+
+
+def test_sample_weights_mix_like_labels():
+    images = _samples()
+    labels = np.array([0, 1, 2])
+    weights = np.array([1.0, 0.0, 3.0], "float32")
+    x, y, w = Mixup(alpha=1.0, num_classes=3, seed=9)(images, labels, weights)
+    lam = _np(y)[0, 0]
+    np.testing.assert_allclose(_np(w), lam * weights + (1 - lam) * weights[[2, 0, 1]], atol=1e-6)
+
+
+def test_same_seed_same_outputs():
+    def run(seed):
+        images = np.random.default_rng(0).uniform(0, 1, (6, 5, 5, 3)).astype("float32")
+        layer = Mixup(alpha=1.0, cutmix_alpha=1.0, num_classes=2, seed=seed)
+        ds = tf.data.Dataset.from_tensor_slices((images, np.arange(6) % 2)).batch(3)
+        return np.concatenate([x.numpy() for x, _ in ds.repeat(2).map(layer)])
+
+    np.testing.assert_array_equal(run(21), run(21))
+    assert not np.allclose(run(21), run(22))
+
+
+@only_backends("tensorflow")
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_inside_tf_function(jit_compile):
+    layer = Mixup(alpha=1.0, cutmix_alpha=1.0, num_classes=3, seed=2)
+    fn = tf.function(lambda x, y: layer(x, y), jit_compile=jit_compile)
+    images = _samples().astype("float32")
+    for _ in range(3):
+        x, y = fn(images, tf.constant([0, 1, 2]))
+        np.testing.assert_allclose(y.numpy().sum(1), 1.0, atol=1e-6)
+        lo = np.minimum(images, np.roll(images, 1, 0))
+        assert np.all(x.numpy() >= lo - 1e-4)
+    assert fn.experimental_get_tracing_count() == 1
+
+
+@only_backends("jax")
+def test_inside_jax_jit():
+    import jax
+
+    layer = Mixup(alpha=1.0, cutmix_alpha=1.0, num_classes=3, seed=2)
+
+    @jax.jit
+    def step(state, images, labels):
+        (x, y), state = layer.stateless_call([], state, (images, labels))
+        return x, y, state
+
+    state = [v.value for v in layer.non_trainable_variables]
+    images = _samples().astype("float32")
+    draws = []
+    for _ in range(3):
+        x, y, state = step(state, images, np.array([0, 1, 2]))
+        np.testing.assert_allclose(np.asarray(y).sum(1), 1.0, atol=1e-6)
+        draws.append(np.asarray(y))
+    assert not np.allclose(draws[0], draws[1])
+    assert step._cache_size() == 1
+
+
+def test_config_roundtrip():
+    layer = Mixup(
+        alpha=0.4, cutmix_alpha=1.0, switch_prob=0.3, num_classes=10,
+        label_smoothing=0.1, seed=4,
+    )
+    assert_config_roundtrip(layer)
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"alpha": 0.0}, r"Argument `alpha` must be > 0.0. Received: alpha=0.0"),
+        ({"cutmix_alpha": -1}, r"Argument `cutmix_alpha` must be >= 0.0. Received: "),
+        ({"switch_prob": 1.5}, r"`switch_prob` must be in \[0.0, 1.0\]. Received: "),
+        ({"num_classes": 0}, r"`num_classes` must be an integer >= 1. Received: "),
+        ({"num_classes": 2.5}, r"`num_classes` must be an integer >= 1. Received: "),
+        ({"label_smoothing": 1.0}, r"`label_smoothing` must be in \[0.0, 1.0\)."),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Mixup(**kwargs)
+
+
+@pytest.mark.smoke
+def test_bad_inputs():
+    images = np.zeros((2, 4, 4, 3), "float32")
+    with pytest.raises(ValueError, match=r"pass `num_classes`.*Received: num_classes=None"):
+        Mixup()(images, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"rank 4 .*Received: images.shape=\(4, 4, 3\)"):
+        Mixup(num_classes=2)(images[0], np.array([0]))
+    with pytest.raises(ValueError, match=r"Received: labels.shape=\(2, 2, 2\)"):
+        Mixup(num_classes=2)(images, np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"does not match num_classes=3"):
+        Mixup(num_classes=3)(images, np.eye(2))
+    with pytest.raises(ValueError, match=r"Received keys: \['images', 'label'\]"):
+        Mixup(num_classes=2)({"images": images, "label": np.array([0, 1])})
+    with pytest.raises(ValueError, match=r"Mixup expects \(images, labels\)"):
+        Mixup(num_classes=2)(images)
