@@ -253,6 +253,25 @@ def test_optimizer_takes_a_schedule_and_zero_weight_decay():
     assert _minimises(built)
 
 
+def test_sampled_mixup_alpha_builds_a_working_mixup_layer():
+    space, draws = _draws(tuning.mixup_alpha, n=5)
+    images = np.arange(4 * 2 * 2 * 1, dtype="float32").reshape(4, 2, 2, 1)
+    labels = np.array([0, 1, 2, 1])
+    for values in draws:
+        _, alpha = _with_values(tuning.mixup_alpha, values)
+        assert alpha == values["mixup_alpha"]
+        mixup = ktp.layers.Mixup(alpha=alpha, num_classes=3, seed=0)
+        assert mixup.alpha == alpha
+        mixed, soft = (np.asarray(t) for t in mixup((images, labels), training=True))
+        # Sample i is mixed with sample i - 1, whose label differs here, so the
+        # weight of sample i's own class is lam.
+        lam = soft[np.arange(4), labels]
+        np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(lam, lam[0], rtol=1e-6)
+        expected = lam[0] * images + (1 - lam[0]) * np.roll(images, 1, axis=0)
+        np.testing.assert_allclose(mixed, expected, rtol=1e-5, atol=1e-5)
+
+
 def _step_reference(peak, total, rate, fractions, t):
     boundaries = sorted({max(1, round(f * total)) for f in fractions})
     return peak * rate ** sum(t >= b for b in boundaries)
