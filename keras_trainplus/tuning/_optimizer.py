@@ -34,7 +34,7 @@ def optimizer(
 ):
     """Samples an optimizer family and its hyperparameters, and builds the optimizer.
 
-    Lecture 5 of the course: "search learning rates and weight decay on a log
+    Section 5 of the lecture: "search learning rates and weight decay on a log
     scale". The hyperparameters registered in `hp` are
 
     | name | range (defaults) | sampling | active when |

@@ -20,9 +20,6 @@ from keras_trainplus._validation import _describe
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
 
-SAMPLINGS = ("linear", "log")
-
-
 def check_choices(argument, values, allowed):
     """Validates a non-empty selection from `allowed` (one name or a sequence).
 
