@@ -8,6 +8,7 @@ import tensorflow as tf
 from skimage import data as skdata
 
 from keras_trainplus.layers import Mixup
+from keras_trainplus.layers._beta import symmetric_beta
 from tests.helpers.backend import only_backends
 from tests.helpers.config import assert_config_roundtrip
 
@@ -45,6 +46,16 @@ def test_mixup_is_the_convex_combination_with_the_rolled_batch():
     mixed = layer.mix(layer.encode_labels(labels), transformation["label_weight"])
     onehot = np.eye(3)[labels]
     np.testing.assert_allclose(_np(mixed), lam * onehot + (1 - lam) * onehot[[2, 0, 1]])
+
+
+# Below a ~ 0.1, a good share of Beta(a, a) lies within float32 rounding of 0 and 1,
+# which a KS test against the continuous law would flag.
+@pytest.mark.parametrize("a", [0.2, 0.5, 1.0, 4.0])
+def test_beta_sampler_follows_beta(a):
+    layer = Mixup(seed=int(a * 100))
+    draws = _np(symmetric_beta(layer.backend, layer._seed(), [a] * 3000))
+    assert np.all((draws >= 0) & (draws <= 1))
+    assert scipy.stats.kstest(draws, "beta", args=(a, a)).pvalue > 0.01
 
 
 def _draws(layer, batches, batch_size=4, size=(6, 5)):
@@ -255,6 +266,15 @@ def test_inside_jax_jit():
         draws.append(np.asarray(y))
     assert not np.allclose(draws[0], draws[1])
     assert step._cache_size() == 1
+
+
+def test_output_shapes():
+    layer = Mixup(num_classes=10)
+    assert layer.compute_output_shape(((None, 8, 8, 3), (None,))) == (
+        (None, 8, 8, 3), (None, 10),
+    )
+    shapes = {"images": (4, 8, 8, 3), "labels": (4, 10), "sample_weight": (4,)}
+    assert layer.compute_output_shape(shapes) == shapes
 
 
 def test_config_roundtrip():

@@ -4,6 +4,7 @@ import keras
 
 from keras_trainplus import _validation
 from keras_trainplus.layers._base import BaseAugmentation
+from keras_trainplus.layers._beta import symmetric_beta
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
@@ -197,10 +198,10 @@ class Mixup(BaseAugmentation):
         box `top`, `left`, `box_height`, `box_width` (int32, before clipping).
         """
         if self.cutmix_alpha == 0.0:
-            lam = self._sample_beta([self.alpha])[0]
+            lam = symmetric_beta(self.backend, self._seed(), [self.alpha])[0]
             return {"lam": lam, "label_weight": lam}
         np_, random, seed = self.backend.numpy, self.backend.random, self._seed()
-        draws = self._sample_beta([self.alpha, self.cutmix_alpha])
+        draws = symmetric_beta(self.backend, seed, [self.alpha, self.cutmix_alpha])
         lam, cut_lam = draws[0], draws[1]
         height, width = self._spatial_size(images)
         size = self.backend.cast(np_.stack([height, width]), "float32")
@@ -221,40 +222,6 @@ class Mixup(BaseAugmentation):
             lam,
         )
         return transformation
-
-    def _sample_beta(self, concentrations):
-        """One draw of `Beta(a, a)` for each `a` in `concentrations`, shape `(n,)`.
-
-        `lam = X / (X + Y)` with `X, Y ~ Gamma(a)`, computed as
-        `sigmoid(log X - log Y)` so that small `a` cannot give 0 / 0. Gammas come from
-        Marsaglia & Tsang's method (ACM TOMS 26(3), 2000) with shape `a + 1` and
-        `Gamma(a) = Gamma(a + 1) U^(1 / a)` for `a < 1`; its acceptance rate is over
-        95%, so of 16 vectorised candidates the first accepted one is taken (all 16
-        rejected has probability below 1e-20). Unlike
-        `tf.random.stateless_gamma`, this compiles with XLA.
-        """
-        n, candidates = len(concentrations), 16
-        np_, random, seed = self.backend.numpy, self.backend.random, self._seed()
-        shape = np_.array([a + 1.0 if a < 1.0 else a for a in concentrations], "float32")
-        boost = np_.array([1.0 / a if a < 1.0 else 0.0 for a in concentrations], "float32")
-        d = (shape - 1.0 / 3.0)[None, :, None]
-        c = 1.0 / np_.sqrt(9.0 * d)
-        x = random.normal((2, n, candidates), dtype="float32", seed=seed)
-        u = random.uniform((2, n, candidates), dtype="float32", seed=seed)
-        v = np_.maximum((1.0 + c * x) ** 3, 1e-30)
-        log_v = np_.log(v)
-        accepted = (1.0 + c * x > 0.0) & (
-            np_.log(u) < 0.5 * x * x + d - d * v + d * log_v
-        )
-        first = self.backend.nn.one_hot(
-            np_.argmax(self.backend.cast(accepted, "int32"), axis=-1),
-            candidates,
-            dtype="float32",
-        )
-        log_gamma = np_.log(d[..., 0]) + np_.sum(first * log_v, axis=-1)
-        boost_u = random.uniform((2, n), minval=1e-30, dtype="float32", seed=seed)
-        log_gamma = log_gamma + boost * np_.log(boost_u)
-        return self.backend.nn.sigmoid(log_gamma[0] - log_gamma[1])
 
     def _spatial_size(self, images):
         shape = self.backend.core.shape(images)
@@ -291,8 +258,9 @@ class Mixup(BaseAugmentation):
         lam = self.backend.cast(transformation["lam"], self.compute_dtype)
 
         def mixup():
-            # lam x_i + (1 - lam) x_j, with one multiplication per pixel.
-            return partners + lam * (images - partners)
+            # Written as in the paper: 7 memory passes per pixel without fusion,
+            # against 8 for `x_j + lam (x_i - x_j)`.
+            return lam * images + (1.0 - lam) * partners
 
         if "use_cutmix" not in transformation:
             return mixup()
@@ -323,7 +291,7 @@ class Mixup(BaseAugmentation):
         """`weight * values[i] + (1 - weight) * values[i - 1]` along the batch axis."""
         weight = self.backend.cast(weight, self.compute_dtype)
         partners = self.backend.numpy.roll(values, 1, axis=0)
-        return partners + weight * (values - partners)
+        return weight * values + (1.0 - weight) * partners
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):

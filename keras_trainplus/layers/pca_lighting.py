@@ -65,7 +65,7 @@ class PCALighting(BaseAugmentation):
     >>> import numpy as np
     >>> images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), "uint8")
     >>> layer = PCALighting(std=0.1, value_range=(0, 255), seed=1)
-    >>> layer(images).shape
+    >>> keras.ops.shape(layer(images))
     (4, 32, 32, 3)
     >>> layer.adapt(images)  # eigen-decomposition of these images' RGB covariance
     """

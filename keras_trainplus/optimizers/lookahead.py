@@ -1,5 +1,7 @@
 """LookAhead: slow weights that follow any Keras optimizer's fast weights."""
 
+import copy
+
 import keras
 from keras import ops
 
@@ -78,6 +80,12 @@ class LookAhead(keras.optimizers.Optimizer):
                 "instance, a string identifier or an optimizer config. "
                 f"Received: optimizer={optimizer!r}"
             )
+        if "learning_rate" in kwargs:
+            raise ValueError(
+                "Argument `learning_rate` is not accepted: the learning rate is the "
+                "inner optimizer's; set it there. Received: "
+                f"learning_rate={kwargs['learning_rate']!r}"
+            )
         super().__init__(learning_rate=0.0, **kwargs)
         self.optimizer = optimizer
         self.sync_period = _validation.check_number(
@@ -92,11 +100,16 @@ class LookAhead(keras.optimizers.Optimizer):
             return
         self.optimizer.build(var_list)
         super().build(var_list)
+        # The initial value is part of the variable's creation (TensorFlow builds
+        # optimizers while tracing the train function, where a separate assign
+        # would not run), and a copy (JAX variables would otherwise share one
+        # buffer, which `model.fit` donates twice).
         self._slow_weights = [
-            self.add_variable_from_reference(v, name="slow") for v in var_list
+            self.add_variable_from_reference(
+                v, name="slow", initializer=_copy_of(v)
+            )
+            for v in var_list
         ]
-        for slow, variable in zip(self._slow_weights, var_list):
-            slow.assign(variable)
 
     @property
     def variables(self):
@@ -143,26 +156,23 @@ class LookAhead(keras.optimizers.Optimizer):
         for variable, value in zip(self.optimizer.variables, new_state):
             variable.assign(value)
 
-    def _synced_values(self, fast, slow):
-        alpha = self.slow_step_size
-        return [
-            ops.add(s, ops.multiply(ops.subtract(f, s), ops.cast(alpha, s.dtype)))
-            for f, s in zip(fast, slow)
-        ]
-
     def _sync(self, sync, variables):
         slow_weights = [self._slow_weights[self._get_variable_index(v)] for v in variables]
         backend = keras.backend.backend()
         if backend == "jax":
+            import jax
+
             # Branches of `lax.cond` must not assign: they return the new values.
-            fast = [v.value for v in variables]
-            slow = [s.value for s in slow_weights]
-
-            def synced():
-                new = self._synced_values(fast, slow)
-                return new, new
-
-            new_fast, new_slow = ops.cond(sync, synced, lambda: (fast, slow))
+            # Module-level branch functions keep JAX's trace cache warm when
+            # running eagerly.
+            new_fast, new_slow = jax.lax.cond(
+                sync,
+                _synced_pair,
+                _unchanged_pair,
+                [v.value for v in variables],
+                [s.value for s in slow_weights],
+                self.slow_step_size,
+            )
             for variable, value in zip(variables, new_fast):
                 variable.assign(value)
             for slow_weight, value in zip(slow_weights, new_slow):
@@ -170,9 +180,10 @@ class LookAhead(keras.optimizers.Optimizer):
             return
 
         def assign_synced():
-            new = self._synced_values(
+            new = _synced_values(
                 [ops.convert_to_tensor(v) for v in variables],
                 [ops.convert_to_tensor(s) for s in slow_weights],
+                self.slow_step_size,
             )
             for variable, slow, value in zip(variables, slow_weights, new):
                 self.assign(slow, value)
@@ -234,12 +245,46 @@ class LookAhead(keras.optimizers.Optimizer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        # Deep copy: Keras's `from_config`s (e.g. LossScaleOptimizer's) pop keys
+        # from the nested config they are given.
+        config = copy.deepcopy(config)
         if "optimizer" in config:
             config["optimizer"] = keras.saving.deserialize_keras_object(
                 config["optimizer"], custom_objects=custom_objects
             )
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def _copy_of(variable):
+    """An initializer returning a copy of `variable`'s current value."""
+
+    def initializer(shape, dtype):
+        if keras.backend.backend() != "tensorflow":
+            return ops.cast(ops.copy(ops.convert_to_tensor(variable)), dtype)
+        import tensorflow as tf
+
+        # Read eagerly: XLA cannot lift a creation whose value comes from the graph.
+        with tf.init_scope():
+            return ops.cast(ops.convert_to_numpy(variable), dtype)
+
+    return initializer
+
+
+def _synced_values(fast, slow, slow_step_size):
+    """`phi + alpha (theta - phi)` for each pair."""
+    return [
+        ops.add(s, ops.multiply(ops.subtract(f, s), ops.cast(slow_step_size, s.dtype)))
+        for f, s in zip(fast, slow)
+    ]
+
+
+def _synced_pair(fast, slow, slow_step_size):
+    new = _synced_values(fast, slow, slow_step_size)
+    return new, new
+
+
+def _unchanged_pair(fast, slow, slow_step_size):
+    return fast, slow
 
 
 if LookAhead.__doc__ is not None:

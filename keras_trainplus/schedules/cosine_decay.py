@@ -1,14 +1,14 @@
-"""Cosine decay from an initial to a final learning rate over a fixed number of steps."""
+"""Cosine decay from an initial to a final learning rate over a number of steps."""
 
 import keras
-from keras import ops
 
 from keras_trainplus import _validation
 from keras_trainplus.schedules import _common
+from keras_trainplus.schedules import _decay
 
 
 @keras.saving.register_keras_serializable(package=_validation.PACKAGE)
-class CosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+class CosineDecay(_decay.FiniteDecay):
     """Half a cosine from `initial_learning_rate` down to `final_learning_rate`.
 
     The annealing of SGDR (Loshchilov & Hutter 2017, arXiv:1608.03983) without
@@ -41,32 +41,5 @@ class CosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     [0.1, 0.0505, 0.001, 0.001]
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, final_learning_rate=0.0):
-        super().__init__()
-        self.initial_learning_rate = _validation.check_number(
-            "initial_learning_rate", initial_learning_rate, low=0
-        )
-        self.decay_steps = _validation.check_number(
-            "decay_steps", decay_steps, low=0, low_inclusive=False, integer=True
-        )
-        self.final_learning_rate = _validation.check_number(
-            "final_learning_rate",
-            final_learning_rate,
-            low=0,
-            high=self.initial_learning_rate,
-        )
-
-    def __call__(self, step):
-        step = ops.minimum(_common.as_step(step), float(self.decay_steps))
-        remaining = (float(self.decay_steps) - step) / float(self.decay_steps)
-        amplitude = self.initial_learning_rate - self.final_learning_rate
-        return self.final_learning_rate + amplitude * _common.cosine_fraction(
-            remaining
-        )
-
-    def get_config(self):
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "final_learning_rate": self.final_learning_rate,
-        }
+    def profile(self, remaining):
+        return _common.cosine_fraction(remaining)

@@ -11,6 +11,16 @@ from keras_trainplus.schedules import _common
 
 # Step counts up to the range of the int32 iteration counter of JAX.
 _MAX_STEP = 2.0**31
+# A cycle boundary this close (relatively) to a whole step is that whole step: the
+# float32 rounding of a boundary such as 10 + 11 = 21 (cycle_mult=1.1) must not move
+# the restart by a step.
+_SNAP = 2.0**-20
+
+
+def _snap(boundary):
+    """In-graph: a float32 cycle boundary within `_SNAP` of a whole step, rounded."""
+    whole = ops.round(boundary)
+    return ops.where(ops.abs(boundary - whole) <= _SNAP * boundary, whole, boundary)
 
 
 @keras.saving.register_keras_serializable(package=_validation.PACKAGE)
@@ -41,7 +51,11 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     cycle starts, which are computed without subtraction (see
     `_common.power_and_series`) so that integer cycle boundaries are exact in
     float32: the rate restarts exactly at the steps `cycle_end_steps` returns.
-    Steps are exact as float32 up to `2 ** 24`.
+    Steps are exact as float32 up to `2 ** 24`. With a non-integer `cycle_mult`
+    the boundaries are fractional and carried in float32 (a relative error of
+    about `1e-7` of the step count), so close to such a fractional cycle end the
+    rate is off by up to about `1e-5 * initial_learning_rate`; integer and dyadic
+    boundaries are exact.
 
     Args:
         initial_learning_rate: float >= 0, the rate at the start of the first cycle.
@@ -119,7 +133,10 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         Cycle `i` ends, and the rate restarts, at step
         `cycle_steps * (1 + cycle_mult + ... + cycle_mult ** i)`. For a non-integer
         `cycle_mult` this sum may be fractional; the step returned is then the
-        first whole step of the next cycle (the sum rounded up).
+        first whole step of the next cycle (the sum rounded up), except that a sum
+        within a relative `2 ** -20` of a whole step is that step (so that
+        `cycle_mult=1.1`, whose binary value makes `10 + 11` a hair above 21,
+        restarts at step 21 both here and in-graph).
 
         Args:
             num_cycles: integer >= 0.
@@ -127,13 +144,16 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         Returns:
             A list of `num_cycles` Python ints.
         """
-        num_cycles = _validation.check_number("num_cycles", num_cycles, low=0, integer=True)
+        num_cycles = _validation.check_number(
+            "num_cycles", num_cycles, low=0, integer=True
+        )
         mult = fractions.Fraction(self.cycle_mult)
         length = fractions.Fraction(self.cycle_steps)
         end, ends = fractions.Fraction(0), []
         for _ in range(num_cycles):
             end += length
-            ends.append(math.ceil(end))
+            whole = round(end)
+            ends.append(whole if abs(end - whole) <= _SNAP * end else math.ceil(end))
             length *= mult
         return ends
 
@@ -142,15 +162,19 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         mult = self.cycle_mult
         # The true index is estimate - 1, estimate or estimate + 1: start one below
         # and count the (up to two) cycle starts at or before `step`.
-        base = ops.clip(self._cycle_index_estimate(step) - 1.0, 0.0, self._largest_base)
+        base = ops.clip(
+            self._cycle_index_estimate(step) - 1.0, 0.0, self._largest_base
+        )
         if mult == 1.0:
             power, series = ops.ones_like(base), base
         else:
             power, series = _common.power_and_series(base, *self._mult_constants)
         cycle_steps = float(self.cycle_steps)
-        start_1 = cycle_steps * (series + power)
-        start_2 = cycle_steps * (series + power + power * mult)
-        start_3 = cycle_steps * (series + power + power * mult + power * mult * mult)
+        start_1 = _snap(cycle_steps * (series + power))
+        start_2 = _snap(cycle_steps * (series + power + power * mult))
+        start_3 = _snap(
+            cycle_steps * (series + power + power * mult + power * mult * mult)
+        )
         past_1 = ops.greater_equal(step, start_1)
         past_2 = ops.greater_equal(step, start_2)
         cycle_end = ops.where(past_2, start_3, ops.where(past_1, start_2, start_1))

@@ -1,14 +1,13 @@
-"""Linear decay from an initial to a final learning rate over a fixed number of steps."""
+"""Linear decay from an initial to a final learning rate over a number of steps."""
 
 import keras
-from keras import ops
 
 from keras_trainplus import _validation
-from keras_trainplus.schedules import _common
+from keras_trainplus.schedules import _decay
 
 
 @keras.saving.register_keras_serializable(package=_validation.PACKAGE)
-class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+class LinearDecay(_decay.FiniteDecay):
     """A straight line from `initial_learning_rate` down to `final_learning_rate`.
 
     The lecture's `lr(t) = lr_0 (1 - t / T)` with a floor. With `T = decay_steps`:
@@ -36,30 +35,5 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     [0.1, 0.075, 0.0, 0.0]
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, final_learning_rate=0.0):
-        super().__init__()
-        self.initial_learning_rate = _validation.check_number(
-            "initial_learning_rate", initial_learning_rate, low=0
-        )
-        self.decay_steps = _validation.check_number(
-            "decay_steps", decay_steps, low=0, low_inclusive=False, integer=True
-        )
-        self.final_learning_rate = _validation.check_number(
-            "final_learning_rate",
-            final_learning_rate,
-            low=0,
-            high=self.initial_learning_rate,
-        )
-
-    def __call__(self, step):
-        step = ops.minimum(_common.as_step(step), float(self.decay_steps))
-        remaining = (float(self.decay_steps) - step) / float(self.decay_steps)
-        amplitude = self.initial_learning_rate - self.final_learning_rate
-        return self.final_learning_rate + amplitude * remaining
-
-    def get_config(self):
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "final_learning_rate": self.final_learning_rate,
-        }
+    def profile(self, remaining):
+        return remaining

@@ -66,7 +66,12 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps", total_steps, low=1, low_inclusive=False, integer=True
         )
         self.pct_start = _validation.check_number(
-            "pct_start", pct_start, low=0, high=1, low_inclusive=False, high_inclusive=False
+            "pct_start",
+            pct_start,
+            low=0,
+            high=1,
+            low_inclusive=False,
+            high_inclusive=False,
         )
         if self.pct_start * self.total_steps <= 1.0:
             raise ValueError(

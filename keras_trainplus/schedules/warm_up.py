@@ -47,10 +47,10 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
     [0.0, 0.05, 0.1, 0.05, 0.0]
     """
 
-    def __init__(self, schedule, warmup_steps, initial_learning_rate=0.0, shape="linear"):
+    def __init__(
+        self, schedule, warmup_steps, initial_learning_rate=0.0, shape="linear"
+    ):
         super().__init__()
-        if isinstance(schedule, dict):
-            schedule = keras.saving.deserialize_keras_object(schedule)
         if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             if not isinstance(schedule, numbers.Real) or isinstance(schedule, bool):
                 raise ValueError(
@@ -82,9 +82,8 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
             # (1 - cos(pi x)) / 2 = sin(pi x / 2) ** 2, precise near x = 0.
             progress = _common.cosine_fraction(progress)
         target = self._wrapped(ops.zeros_like(step))
-        ramp = self.initial_learning_rate + (target - self.initial_learning_rate) * (
-            progress
-        )
+        rise = target - self.initial_learning_rate
+        ramp = self.initial_learning_rate + rise * progress
         after = self._wrapped(ops.maximum(step - warmup_steps, 0.0))
         return ops.where(ops.less(step, warmup_steps), ramp, after)
 
@@ -98,3 +97,12 @@ class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
             "initial_learning_rate": self.initial_learning_rate,
             "shape": self.shape,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["schedule"], dict):
+            config["schedule"] = keras.saving.deserialize_keras_object(
+                config["schedule"]
+            )
+        return cls(**config)

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keras_trainplus.schedules import CosineDecay
+from tests.helpers import schedules as helpers
+from tests.helpers.backend import BACKEND
+from tests.helpers.config import assert_config_roundtrip
+
+
+@pytest.mark.parametrize(
+    "initial, decay_steps, final",
+    [(0.1, 1000, 0.0), (0.5, 7, 0.05), (3e-4, 100_000, 1e-6), (0.2, 1, 0.0)],
+)
+def test_matches_closed_form(initial, decay_steps, final):
+    schedule = CosineDecay(initial, decay_steps, final_learning_rate=final)
+    T = decay_steps
+    steps = np.unique(
+        np.concatenate(
+            [
+                np.linspace(0, 1.3 * T, 97).round(),
+                [0, 1, 2, T // 2, T - 2, T - 1, T, T + 1, 2 * T, 10**7],
+            ]
+        )
+    ).astype(np.int64)
+    steps = steps[steps >= 0]
+    want = helpers.table(
+        helpers.cosine_decay, steps, initial=initial, decay_steps=T, final=final
+    )
+    helpers.assert_schedule_equals(schedule, steps, want)
+
+
+def test_equals_keras_cosine_decay_with_alpha():
+    import keras
+
+    ours = CosineDecay(0.1, 50, final_learning_rate=0.01)
+    theirs = keras.optimizers.schedules.CosineDecay(0.1, 50, alpha=0.1)
+    steps = np.arange(0, 60)
+    got = helpers.evaluate(ours, steps)
+    want = np.array([float(keras.ops.convert_to_numpy(theirs(s))) for s in steps])
+    # Keras evaluates 1 + cos(.) in float32: its absolute error is ~ulp(0.1).
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    initial=st.floats(1e-5, 10.0),
+    fraction=st.floats(0.0, 1.0),
+    decay_steps=st.integers(1, 10**6),
+)
+def test_bounded_monotone_and_continuous_at_the_end(initial, fraction, decay_steps):
+    final = initial * fraction
+    schedule = CosineDecay(initial, decay_steps, final_learning_rate=final)
+    steps = np.linspace(0, 2 * decay_steps, 64).round()
+    values = helpers.evaluate(schedule, steps, dtype="float32")
+    tolerance = 1e-6 * initial
+    assert np.all(values <= initial + tolerance) and np.all(values >= final - tolerance)
+    assert np.all(np.diff(values) <= tolerance)
+    near_end = helpers.evaluate(
+        schedule, [decay_steps - 1e-3 * min(decay_steps, 1), decay_steps], dtype="float32"
+    )
+    assert abs(near_end[0] - near_end[1]) <= 1e-5 * initial
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"decay_steps": 0}, r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=0"),
+        ({"decay_steps": 2.5}, r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=2\.5"),
+        ({"initial_learning_rate": -0.1}, r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.1"),
+        ({"final_learning_rate": 0.2}, r"Argument `final_learning_rate` must be in \[0, 0\.1\]\. Received: final_learning_rate=0\.2"),
+        ({"final_learning_rate": -1e-3}, r"Argument `final_learning_rate` must be in \[0, 0\.1\]"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, message):
+    arguments = {"initial_learning_rate": 0.1, "decay_steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        CosineDecay(**arguments)
+
+
+@pytest.mark.smoke
+def test_smoke_config_and_values():
+    schedule = CosineDecay(0.1, 100, final_learning_rate=0.001)
+    restored = assert_config_roundtrip(schedule)
+    steps = [0, 25, 50, 99, 100, 150]
+    want = helpers.table(
+        helpers.cosine_decay, steps, initial=0.1, decay_steps=100, final=0.001
+    )
+    helpers.assert_matches(helpers.evaluate(restored, steps), want)
+    if BACKEND == "tensorflow":
+        helpers.assert_traced_once(schedule)

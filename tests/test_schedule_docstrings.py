@@ -1,0 +1,33 @@
+"""The runnable examples in the schedules' docstrings give the values they show."""
+
+import doctest
+
+import pytest
+
+from keras_trainplus.schedules import (
+    cosine_decay,
+    cyclic_cosine_decay,
+    inverse_sqrt_decay,
+    linear_decay,
+    one_cycle,
+    step_decay,
+    warm_up,
+)
+
+MODULES = [
+    step_decay,
+    cosine_decay,
+    linear_decay,
+    inverse_sqrt_decay,
+    warm_up,
+    cyclic_cosine_decay,
+    one_cycle,
+]
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
