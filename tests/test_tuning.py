@@ -530,7 +530,12 @@ def test_random_search_runs_to_completion(tmp_path, capsys):
 
 
 def test_grid_search_visits_the_whole_grid(tmp_path):
-    train, validation = _data(seed=0), _data(seed=1)
+    # Data sets rather than arrays: `search` hands them to `fit` as they are.
+    import tensorflow as tf
+
+    train, validation = (
+        tf.data.Dataset.from_tensor_slices(_data(seed=s)).batch(16) for s in (0, 1)
+    )
     result = tuning.search(
         lambda hp: _build(hp, grid_size=2),
         train,
@@ -539,7 +544,6 @@ def test_grid_search_visits_the_whole_grid(tmp_path):
         max_trials=None,
         objective="val_loss",
         epochs=1,
-        batch_size=16,
         directory=tmp_path,
         verbose=0,
     )

@@ -66,8 +66,9 @@ def search(
         build_model: a function `hp -> compiled keras.Model` (or a
             `keras_tuner.HyperModel`), using the helpers of this module or any
             `hp.*` calls.
-        train_data: `(x, y)` (or `(x, y, sample_weight)`) arrays, or anything
-            `model.fit` takes as `x` (a `tf.data.Dataset`, a `keras.utils.PyDataset`).
+        train_data: `(x, y)` (or `(x, y, sample_weight)`) arrays, shuffled by
+            `fit` every epoch, or anything `model.fit` takes as `x` (a
+            `tf.data.Dataset`, a `keras.utils.PyDataset`), used in its own order.
         validation_data: what `model.fit` takes as `validation_data`; required when
             `objective` starts with `"val_"`. Defaults to `None`.
         strategy: `"random"` or `"grid"`. Defaults to `"random"`.
@@ -166,7 +167,9 @@ def search(
             )
         data = dict(zip(("x", "y", "sample_weight"), train_data))
     else:
-        data = {"x": train_data}
+        # `fit` ignores `shuffle` for data sets and warns at every trial unless
+        # it is off; the data set's own order (and shuffling) is what counts.
+        data = {"x": train_data, "shuffle": False}
     tuner.search(
         **data,
         validation_data=validation_data,
