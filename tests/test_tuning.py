@@ -446,6 +446,9 @@ def test_search_arguments_are_validated(tmp_path):
         tuning.search(_build, data, objective="val_accuracy", directory=tmp_path)
     with pytest.raises(ValueError, match=r"Argument `build_model` must be"):
         tuning.search("model", data, data, directory=tmp_path)
+    with pytest.raises(ValueError, match=r"Argument `train_data` must be \(x, y\)"):
+        tuning.search(_build, data[:1], data, directory=tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 # ----------------------------------------------------------------------------------

@@ -144,6 +144,17 @@ def search(
             f"Argument `validation_data` is required for objective={objective!r}. "
             "Received: validation_data=None"
         )
+    if isinstance(train_data, (tuple, list)):
+        if len(train_data) not in (2, 3):
+            raise ValueError(
+                "Argument `train_data` must be (x, y), (x, y, sample_weight) or a "
+                f"data set. Received: a sequence of length {len(train_data)}"
+            )
+        data = dict(zip(("x", "y", "sample_weight"), train_data))
+    else:
+        # `fit` ignores `shuffle` for data sets and warns at every trial unless
+        # it is off; the data set's own order (and shuffling) is what counts.
+        data = {"x": train_data, "shuffle": False}
     if directory is None:
         directory = tempfile.mkdtemp(prefix="keras_trainplus_search_")
     worker = _is_distributed_worker()
@@ -159,17 +170,6 @@ def search(
         project_name=project_name,
         overwrite=overwrite and not worker,
     )
-    if isinstance(train_data, (tuple, list)):
-        if len(train_data) not in (2, 3):
-            raise ValueError(
-                "Argument `train_data` must be (x, y), (x, y, sample_weight) or a "
-                f"data set. Received: a sequence of length {len(train_data)}"
-            )
-        data = dict(zip(("x", "y", "sample_weight"), train_data))
-    else:
-        # `fit` ignores `shuffle` for data sets and warns at every trial unless
-        # it is off; the data set's own order (and shuffling) is what counts.
-        data = {"x": train_data, "shuffle": False}
     tuner.search(
         **data,
         validation_data=validation_data,
