@@ -564,6 +564,52 @@ def test_grid_search_visits_the_whole_grid(tmp_path):
     assert result.best_trials[0]["score"] == min(t["score"] for t in result.trials)
 
 
+class _MixupHyperModel(keras_tuner.HyperModel):
+    """The documented way to search Mixup's alpha: sample it in `fit`."""
+
+    def build(self, hp):
+        model = keras.Sequential(
+            [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)]
+        )
+        model.compile(
+            optimizer="adam",
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            metrics=["categorical_accuracy"],
+        )
+        return model
+
+    def fit(self, hp, model, x, **kwargs):
+        self.alphas.append(tuning.mixup_alpha(hp))
+        mixup = ktp.layers.Mixup(alpha=self.alphas[-1], num_classes=2, seed=0)
+        return model.fit(x.map(mixup), **kwargs)
+
+
+def test_mixup_alpha_searched_in_a_hypermodel_fit(tmp_path):
+    import tensorflow as tf
+
+    x, y = _data(n=32)
+    images = np.repeat(x, 4, axis=1).reshape(-1, 4, 4, 1)
+    train = tf.data.Dataset.from_tensor_slices((images, y)).batch(8)
+    validation = tf.data.Dataset.from_tensor_slices(
+        (images, np.eye(2, dtype="float32")[y])
+    ).batch(8)
+    hypermodel = _MixupHyperModel()
+    hypermodel.alphas = []
+    result = tuning.search(
+        hypermodel,
+        train,
+        validation,
+        max_trials=2,
+        seed=1,
+        directory=tmp_path,
+        verbose=0,
+    )
+    assert {t["status"] for t in result.trials} == {"COMPLETED"}
+    alphas = sorted(t["values"]["mixup_alpha"] for t in result.trials)
+    assert sorted(hypermodel.alphas) == alphas
+    assert all(0.1 <= a <= 1.0 for a in alphas)
+
+
 def test_tensorboard_hook_runs_only_with_a_tensorboard_callback(monkeypatch):
     calls = []
     monkeypatch.setattr(

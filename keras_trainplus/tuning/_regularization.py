@@ -63,8 +63,9 @@ def mixup_alpha(hp, alpha=(0.1, 1.0), grid_size=None, name="mixup_alpha"):
 
     Mixup trains on `x = λ xᵢ + (1 − λ) xⱼ`, `y = λ yᵢ + (1 − λ) yⱼ` with
     `λ ~ Beta(α, α)`; the paper uses `α` in [0.1, 0.4] on ImageNet and 1 on
-    CIFAR-10, so the range spans a decade and is searched on a log scale. Use it
-    as `keras_trainplus.layers.Mixup(alpha=ktp.tuning.mixup_alpha(hp))`.
+    CIFAR-10, so the range spans a decade and is searched on a log scale. Mixup
+    mixes labels too, so it belongs in the input pipeline: sample `α` in the
+    `fit` of a `keras_tuner.HyperModel`, which receives the data and `hp`.
 
     Reference: Zhang et al., "mixup: Beyond Empirical Risk Minimization",
     arXiv:1710.09412.
@@ -83,10 +84,15 @@ def mixup_alpha(hp, alpha=(0.1, 1.0), grid_size=None, name="mixup_alpha"):
     Example:
 
     ```python
-    def build(hp):
-        inputs = keras.Input((8, 8, 1))
-        x = ktp.layers.Mixup(alpha=ktp.tuning.mixup_alpha(hp))(inputs)
-        ...
+    class MixupHyperModel(keras_tuner.HyperModel):
+        def build(self, hp):
+            ...  # a compiled model with a categorical (soft-label) loss
+
+        def fit(self, hp, model, x, **kwargs):  # x: a batched tf.data.Dataset
+            mixup = ktp.layers.Mixup(alpha=ktp.tuning.mixup_alpha(hp), num_classes=10)
+            return model.fit(x.map(mixup), **kwargs)
+
+    ktp.tuning.search(MixupHyperModel(), train_ds, val_ds)
     ```
     """
     return register_float(
