@@ -19,8 +19,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _markdown import replace_subsection  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SIZE, CLASSES = 64, 224, 1000
@@ -89,7 +91,8 @@ def _machine():
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+            names = (line.split(":", 1)[1] for line in f if "model name" in line)
+            model = next(names).strip()
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -143,33 +146,11 @@ def _report(outputs, machine, batches, repeats):
     return "\n".join(lines)
 
 
-def _write_section(text):
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as f:
-        content = f.read()
-    start_marker, end_marker = "<!-- section: layers -->", "<!-- end section: layers -->"
-    start = content.index(start_marker) + len(start_marker)
-    end = content.index(end_marker)
-    section = content[start:end]
-    if "### Mixup" in section:
-        head, rest = section.split("### Mixup", 1)
-        tail = rest[rest.index("\n### ") + 1 :] if "\n### " in rest else ""
-    else:
-        head, tail = section, ""
-    head = head.rstrip("\n") + "\n\n" if head.strip() else "\n"
-    section = head + text + ("\n" + tail if tail else "")
-    content = content[:start] + section + content[end:]
-    fd, tmp = tempfile.mkstemp(dir=ROOT, prefix=".BENCHMARKS.", suffix=".md")
-    with os.fdopen(fd, "w") as f:
-        f.write(content)
-    os.replace(tmp, path)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="tensorflow,jax")
-    parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -187,7 +168,7 @@ def main():
         )
         outputs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     text = _report(outputs, machine, args.batches, args.repeats)
-    _write_section(text)
+    replace_subsection(os.path.join(ROOT, "BENCHMARKS.md"), "layers", "### Mixup", text)
     print(text)
 
 

@@ -1,4 +1,4 @@
-"""Draws each keras_trainplus augmentation layer applied to scikit-image's sample photos.
+"""Draws each keras_trainplus augmentation layer on scikit-image's sample photos.
 
 Writes docs/images/augmentation_gallery.png: one row per photo, one column per layer
 (the first column is the input). Every layer is seeded, so the picture is reproducible.

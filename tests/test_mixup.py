@@ -67,7 +67,7 @@ def _draws(layer, batches, batch_size=4, size=(6, 5)):
     )
     labels = np.arange(batch_size)
     ds = tf.data.Dataset.from_tensors((images, labels)).repeat(batches).map(layer)
-    pairs = [(x.numpy().astype(np.float64), y.numpy().astype(np.float64)) for x, y in ds]
+    pairs = [(np.float64(x.numpy()), np.float64(y.numpy())) for x, y in ds]
     return images.astype(np.float64), pairs
 
 
@@ -111,7 +111,8 @@ def test_cutmix_label_weight_is_the_unpasted_area_and_switching_rate():
         # One box for the whole batch, filled from the partner, label weight = 1 - area.
         assert np.all(pasted == pasted[:1])
         np.testing.assert_array_equal(
-            values[pasted], np.broadcast_to(partner_values[:, None, None], values.shape)[pasted]
+            values[pasted],
+            np.broadcast_to(partner_values[:, None, None], values.shape)[pasted],
         )
         box = pasted[0]
         rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
@@ -152,7 +153,8 @@ def test_label_forms_and_smoothing():
     images = _samples()
     layer = Mixup(num_classes=5, label_smoothing=0.1, seed=0)
     smoothed = np.eye(5)[[1, 4, 0]] * 0.9 + 0.1 / 5
-    for labels in (np.array([1, 4, 0]), np.array([[1], [4], [0]]), np.eye(5)[[1, 4, 0]]):
+    classes = np.array([1, 4, 0])
+    for labels in (classes, classes[:, None], np.eye(5)[classes]):
         x, y = layer(images, labels)
         y = _np(y)
         # y = lam s_i + (1 - lam) s_{i-1}: solve lam from sample 0 (classes 1 and 0).
@@ -212,13 +214,30 @@ def test_structures_in_tf_data_with_a_partial_last_batch():
     assert out[1]["labels"].shape == (3, 3)
 
 
+@pytest.mark.smoke
+def test_feeds_model_fit_with_sample_weights():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 8, 8, 3)).astype("uint8")
+    labels = rng.integers(0, 4, 10)
+    weights = np.ones(10, "float32")
+    mixup = Mixup(alpha=0.4, cutmix_alpha=1.0, num_classes=4, seed=0)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels, weights)).batch(4)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
+    history = model.fit(ds.map(mixup), epochs=1, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 def test_sample_weights_mix_like_labels():
     images = _samples()
     labels = np.array([0, 1, 2])
     weights = np.array([1.0, 0.0, 3.0], "float32")
     x, y, w = Mixup(alpha=1.0, num_classes=3, seed=9)(images, labels, weights)
     lam = _np(y)[0, 0]
-    np.testing.assert_allclose(_np(w), lam * weights + (1 - lam) * weights[[2, 0, 1]], atol=1e-6)
+    expected = lam * weights + (1 - lam) * weights[[2, 0, 1]]
+    np.testing.assert_allclose(_np(w), expected, atol=1e-6)
 
 
 def test_same_seed_same_outputs():
@@ -305,9 +324,9 @@ def test_bad_arguments(kwargs, message):
 @pytest.mark.smoke
 def test_bad_inputs():
     images = np.zeros((2, 4, 4, 3), "float32")
-    with pytest.raises(ValueError, match=r"pass `num_classes`.*Received: num_classes=None"):
+    with pytest.raises(ValueError, match=r"`num_classes`.*Received: num_classes=None"):
         Mixup()(images, np.array([0, 1]))
-    with pytest.raises(ValueError, match=r"rank 4 .*Received: images.shape=\(4, 4, 3\)"):
+    with pytest.raises(ValueError, match=r"rank 4 .*: images.shape=\(4, 4, 3\)"):
         Mixup(num_classes=2)(images[0], np.array([0]))
     with pytest.raises(ValueError, match=r"Received: labels.shape=\(2, 2, 2\)"):
         Mixup(num_classes=2)(images, np.zeros((2, 2, 2)))

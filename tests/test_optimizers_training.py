@@ -51,8 +51,9 @@ def _weights(model):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("compile_id, compile_kwargs", compile_modes(), ids=[m[0] for m in compile_modes()])
-def test_fit_trains_a_convnet(name, compile_id, compile_kwargs):
+def test_fit_trains_a_convnet(name):
+    """`jit_compile=True` on TensorFlow and JAX; eager on PyTorch (its only mode)."""
+    compile_kwargs = compile_modes()[-1][1]
     x, y = _images()
     model = _convnet()
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -174,3 +175,35 @@ def test_fit_initialises_slow_weights_from_the_model(compile_id, compile_kwargs)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     for slow, want in zip(lookahead._slow_weights, initial):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(slow), want)
+
+
+BASE_KWARGS = dict(gradient_accumulation_steps=2, clipnorm=1.0, weight_decay=1e-3)
+WITH_BASE_KWARGS = {
+    "nesterov": lambda: ktp.optimizers.Nesterov(0.05, **BASE_KWARGS),
+    "radam": lambda: ktp.optimizers.RAdam(5e-3, **BASE_KWARGS),
+    "lookahead": lambda: ktp.optimizers.LookAhead(keras.optimizers.Adam(5e-3), 2, **BASE_KWARGS),
+    "ranger": lambda: ktp.optimizers.Ranger(5e-3, sync_period=2, **BASE_KWARGS),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WITH_BASE_KWARGS))
+def test_base_arguments_accumulate_clip_and_decay(name):
+    """Two accumulated micro-batches of 8 make the same step as one batch of 16."""
+    x, y = _regression_data(16)
+    optimizer = WITH_BASE_KWARGS[name]()
+    accumulated = _dense_model()
+    accumulated.compile(optimizer=optimizer, loss="mse")
+    accumulated.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 3
+    reference_kwargs = {k: v for k, v in BASE_KWARGS.items() if k != "gradient_accumulation_steps"}
+    make = {
+        "nesterov": lambda: ktp.optimizers.Nesterov(0.05, **reference_kwargs),
+        "radam": lambda: ktp.optimizers.RAdam(5e-3, **reference_kwargs),
+        "lookahead": lambda: ktp.optimizers.LookAhead(keras.optimizers.Adam(5e-3), 2, **reference_kwargs),
+        "ranger": lambda: ktp.optimizers.Ranger(5e-3, sync_period=2, **reference_kwargs),
+    }[name]
+    whole = _dense_model()
+    whole.compile(optimizer=make(), loss="mse")
+    whole.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    for got, want in zip(_weights(accumulated), _weights(whole)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

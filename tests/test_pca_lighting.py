@@ -175,7 +175,7 @@ def test_config_roundtrip_keeps_adapted_components():
         ({"std": -0.1}, r"Argument `std` must be >= 0.0. Received: std=-0.1"),
         ({"eigenvalues": [1, 2]}, r"Argument `eigenvalues` must be finite numbers of "),
         ({"eigenvalues": [1, -2, 3]}, r"`eigenvalues` must hold 3 numbers >= 0"),
-        ({"eigenvectors": np.eye(2)}, r"Argument `eigenvectors` must be finite .*\(3, 3\)"),
+        ({"eigenvectors": np.eye(2)}, r"Argument `eigenvectors` must be .*\(3, 3\)"),
         ({"value_range": (255, 0)}, r"Argument `value_range` must be a \(min, max\)"),
     ],
 )
@@ -187,9 +187,10 @@ def test_bad_arguments(kwargs, message):
 @pytest.mark.smoke
 def test_non_rgb_inputs_are_rejected():
     grey = np.zeros((2, 8, 8, 1), "float32")
-    with pytest.raises(ValueError, match=r"3 channels. Received: inputs.shape=\(2, 8, 8, 1\)"):
+    message = r"3 channels. Received: inputs.shape=\(2, 8, 8, 1\)"
+    with pytest.raises(ValueError, match=message):
         PCALighting()(grey)
-    with pytest.raises(ValueError, match=r"3 channels. Received: inputs.shape=\(2, 8, 8, 1\)"):
+    with pytest.raises(ValueError, match=message):
         PCALighting().adapt(grey)
     with pytest.raises(ValueError, match=r"rank 4 .* Received: inputs.shape=\(8, 3\)"):
         PCALighting()(np.zeros((8, 3), "float32"))

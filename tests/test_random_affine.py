@@ -179,7 +179,7 @@ def test_serialization(tmp_path):
         ({"rotation": (0.2, 0.1)}, r"`rotation` must be a \(min, max\) pair .* rotation=\(0.2, 0.1\)"),
         ({"translation": 1.5}, r"`translation` must .* both in \[-1.0, 1.0\]. Received: translation=\(-1.5, 1.5\)"),
         ({"zoom": (-1.0, 0.2)}, r"`zoom` must .* both > -1.0. Received: zoom=\(-1.0, 0.2\)"),
-        ({"stretch": "wide"}, r"`stretch` must be a number or a \(min, max\) pair"),
+        ({"stretch": "wide"}, r"`stretch` must be a \(min, max\) pair .* both > -1.0. Received: stretch='wide'"),
         ({"shear": (0.1, 2.0)}, r"`shear` must .* Received: shear=\(0.1, 2.0\)"),
         ({"fill_mode": "mirror"}, r"`fill_mode` must be one of 'reflect', 'wrap', 'constant', 'nearest'. Received: fill_mode='mirror'"),
         ({"interpolation": "bicubic"}, r"`interpolation` must be one of 'bilinear', 'nearest'"),

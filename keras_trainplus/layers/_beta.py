@@ -1,5 +1,7 @@
 """Beta sampling that compiles everywhere, XLA on TensorFlow included."""
 
+import numpy as np
+
 CANDIDATES = 16
 
 
@@ -24,19 +26,22 @@ def symmetric_beta(backend, seed, concentrations):
         A float32 tensor of shape `(len(concentrations),)`.
     """
     np_, random, n = backend.numpy, backend.random, len(concentrations)
-    shape = np_.array([a + 1.0 if a < 1.0 else a for a in concentrations], "float32")
-    boost = np_.array([1.0 / a if a < 1.0 else 0.0 for a in concentrations], "float32")
-    d = (shape - 1.0 / 3.0)[None, :, None]
-    c = 1.0 / np_.sqrt(9.0 * d)
+    # Constants of the method, from the configuration alone (host-side NumPy).
+    shape = np.array([a + 1.0 if a < 1.0 else a for a in concentrations], "float32")
+    boost = np.array([1.0 / a if a < 1.0 else 0.0 for a in concentrations], "float32")
+    d = shape - np.float32(1.0 / 3.0)
+    d3 = d[None, :, None]
+    constants = (d3, 1.0 / np.sqrt(9.0 * d3), np.log(d), boost)
+    d, c, log_d, boost = (backend.convert_to_tensor(value) for value in constants)
     x = random.normal((2, n, CANDIDATES), dtype="float32", seed=seed)
     u = random.uniform((2, n, CANDIDATES), dtype="float32", seed=seed)
-    v = np_.maximum((1.0 + c * x) ** 3, 1e-30)
+    cx = 1.0 + c * x
+    v = np_.maximum(cx * cx * cx, 1e-30)
     log_v = np_.log(v)
-    accepted = (1.0 + c * x > 0.0) & (np_.log(u) < 0.5 * x * x + d - d * v + d * log_v)
-    first = backend.nn.one_hot(
-        np_.argmax(backend.cast(accepted, "int32"), axis=-1), CANDIDATES, dtype="float32"
-    )
-    log_gamma = np_.log(d[..., 0]) + np_.sum(first * log_v, axis=-1)
+    accepted = (cx > 0.0) & (np_.log(u) < 0.5 * x * x + d - d * v + d * log_v)
+    first_accepted = np_.argmax(backend.cast(accepted, "int32"), axis=-1)
+    first = backend.nn.one_hot(first_accepted, CANDIDATES, dtype="float32")
+    log_gamma = log_d + np_.sum(first * log_v, axis=-1)
     boost_u = random.uniform((2, n), minval=1e-30, dtype="float32", seed=seed)
     log_gamma = log_gamma + boost * np_.log(boost_u)
     return backend.nn.sigmoid(log_gamma[0] - log_gamma[1])

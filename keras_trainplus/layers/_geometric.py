@@ -7,13 +7,17 @@ from keras_trainplus.layers._base import BaseAugmentation
 
 def check_pair_above(name, value, low, high=None):
     """A `(min, max)` pair with `low < min <= max` (and `max <= high`)."""
-    pair = _validation.check_range_pair(name, value, low, high)
+    bound = f"> {low}" if high is None else f"in ({low}, {high}]"
+    message = (
+        f"Argument `{name}` must be a (min, max) pair with min <= max, both {bound}. "
+        f"Received: {name}={value!r}"
+    )
+    try:
+        pair = _validation.check_range_pair(name, value, low, high)
+    except ValueError:
+        raise ValueError(message) from None
     if pair[0] <= low:
-        bound = f"> {low}" if high is None else f"in ({low}, {high}]"
-        raise ValueError(
-            f"Argument `{name}` must be a (min, max) pair with min <= max, both "
-            f"{bound}. Received: {name}={value!r}"
-        )
+        raise ValueError(message)
     return pair
 
 
@@ -63,24 +67,41 @@ class GeometricAugmentation(BaseAugmentation):
             f"{self.__class__.__name__} must implement source_coordinates()"
         )
 
+    def source_axes(self, transformation, height, width):
+        """For axis-aligned maps, the input rows and columns that are read.
+
+        Returns `(ys, xs)` of shapes `(batch, out_height)` and `(batch, out_width)`
+        when output pixel `(i, j)` reads input `(ys[i], xs[j])` (crops, resizes), so
+        that the separable reader can be used; `None` (the default) otherwise.
+        """
+        return None
+
     def get_random_transformation(self, images):
         shape = self.backend.core.shape(images)
         return self.random_parameters(shape[0], shape[1], shape[2])
 
     def transform_images(self, images, transformation):
-        shape = self.backend.core.shape(images)
+        ops = self.backend
+        shape = ops.core.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
+        dtype = images.dtype
+        images = ops.cast(images, "float32")
+        axes = self.source_axes(transformation, height, width)
+        if axes is not None:
+            out = _sampling.sample_separable(
+                ops, images, *axes, self.interpolation, self.fill_mode, self.fill_value
+            )
+            return ops.cast(out, dtype)
         out_height, out_width = self.output_size(height, width)
-        ys, xs = _sampling.output_grid(self.backend, batch, out_height, out_width)
+        ys, xs = _sampling.output_grid(ops, batch, out_height, out_width)
         ys, xs, valid = self.source_coordinates(ys, xs, transformation, height, width)
-        return self.resample(images, ys, xs, valid)
+        return ops.cast(self.resample(images, ys, xs, valid), dtype)
 
     def resample(self, images, ys, xs, valid=None):
-        """Reads `images` at `(ys, xs)` with this layer's interpolation and fill."""
-        dtype = images.dtype
-        out = _sampling.sample(
+        """Reads float32 `images` at `(ys, xs)` with this layer's interpolation/fill."""
+        return _sampling.sample(
             self.backend,
-            self.backend.cast(images, "float32"),
+            images,
             ys,
             xs,
             self.interpolation,
@@ -88,7 +109,6 @@ class GeometricAugmentation(BaseAugmentation):
             self.fill_value,
             valid,
         )
-        return self.backend.cast(out, dtype)
 
     def compute_output_shape(self, input_shape):
         input_shape = list(input_shape)

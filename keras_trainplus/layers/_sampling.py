@@ -3,8 +3,11 @@
 Every geometric layer describes its transformation as a map from output pixel
 coordinates to input pixel coordinates (`GeometricAugmentation.source_coordinates`);
 `sample` then reads the input there, once, with bilinear or nearest interpolation and
-a fill mode for points outside the image. Because the maps compose, consecutive
-geometric layers can be fused into a single resampling pass (`GeometricChain`).
+a fill mode for points outside the image. Axis-aligned maps (crops and resizes, where
+each output row reads the same input rows and each output column the same input
+columns) are read by `sample_separable` with the same interpolation and fill rules,
+one axis at a time: it gathers whole rows and columns instead of single pixels, which
+is several times faster on TensorFlow's CPU kernels.
 
 Coordinates are pixel indices: the centre of pixel `(i, j)` (row, column) is the
 point `(y, x) = (i, j)`, as in `scipy.ndimage` and `keras.ops.image.affine_transform`.
@@ -24,6 +27,11 @@ def check_interpolation(interpolation):
     return _validation.check_choice("interpolation", interpolation, INTERPOLATIONS)
 
 
+def per_sample(ops, values, rank=3):
+    """Reshapes per-sample values `(batch,)` to broadcast over rank-`rank` arrays."""
+    return ops.numpy.reshape(values, (-1,) + (1,) * (rank - 1))
+
+
 def output_grid(ops, batch, height, width, dtype="float32"):
     """Pixel-centre coordinates `(ys, xs)`, each of shape `(batch, height, width)`."""
     rows = ops.numpy.arange(height, dtype=dtype)
@@ -35,7 +43,7 @@ def output_grid(ops, batch, height, width, dtype="float32"):
 
 def apply_affine(ops, matrices, ys, xs):
     """Maps `(ys, xs)` by per-sample `(batch, 2, 3)` matrices acting on `(x, y, 1)`."""
-    m = [[matrices[:, r, c][:, None, None] for c in range(3)] for r in range(2)]
+    m = [[per_sample(ops, matrices[:, r, c]) for c in range(3)] for r in range(2)]
     new_xs = m[0][0] * xs + m[0][1] * ys + m[0][2]
     new_ys = m[1][0] * xs + m[1][1] * ys + m[1][2]
     return new_ys, new_xs
@@ -96,7 +104,7 @@ def sample(
     dtype = images.dtype
     flat = ops.numpy.reshape(images, (-1, channels))
     offsets = ops.numpy.arange(batch, dtype="int32") * (height * width)
-    offsets = offsets[:, None, None]
+    offsets = per_sample(ops, offsets)
     fill = ops.core.convert_to_tensor(fill_value, dtype=dtype)
 
     def gather(rows, cols):
@@ -126,3 +134,58 @@ def sample(
     if valid is not None:
         out = ops.numpy.where(valid[..., None], out, fill)
     return out
+
+
+def sample_separable(
+    ops, images, ys, xs, interpolation="bilinear", fill_mode="nearest", fill_value=0.0
+):
+    """`sample` for axis-aligned maps: output `(i, j)` reads input `(ys[i], xs[j])`.
+
+    Args:
+        ops: the layer's backend namespace (`self.backend`).
+        images: `(batch, height, width, channels)` floating images.
+        ys: `(batch, out_height)` input row coordinates.
+        xs: `(batch, out_width)` input column coordinates.
+        interpolation, fill_mode, fill_value: as in `sample`. Bilinear weights are
+            products of per-axis weights and a corner is outside the image when its
+            row or its column is, so reading rows, then columns, gives `sample`'s
+            result.
+
+    Returns:
+        `(batch, out_height, out_width, channels)` in the dtype of `images`.
+    """
+    shape = ops.core.shape(images)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    out_height, out_width = ops.core.shape(ys)[1], ops.core.shape(xs)[1]
+    fill = ops.core.convert_to_tensor(fill_value, dtype=images.dtype)
+
+    def read_axis(table, coords, size):
+        """Interpolates rows of `table` (`batch * size` rows) at `coords`."""
+        offsets = ops.numpy.arange(batch, dtype="int32")[:, None] * size
+
+        def read(index):
+            index, valid = fold(ops, index, size, fill_mode)
+            values = ops.numpy.take(table, offsets + index, axis=0)
+            if valid is None:
+                return values
+            return ops.numpy.where(valid[..., None], values, fill)
+
+        if interpolation == "nearest":
+            return read(ops.cast(ops.numpy.floor(coords + 0.5), "int32"))
+        lower = ops.numpy.floor(coords)
+        weight = (coords - lower)[..., None]
+        index = ops.cast(lower, "int32")
+        first = read(index)
+        return first + weight * (read(index + 1) - first)
+
+    rows = read_axis(
+        ops.numpy.reshape(images, (batch * height, width * channels)), ys, height
+    )
+    rows = ops.numpy.reshape(rows, (batch, out_height, width, channels))
+    columns = ops.numpy.reshape(
+        ops.numpy.transpose(rows, (0, 2, 1, 3)),
+        (batch * width, out_height * channels),
+    )
+    out = read_axis(columns, xs, width)
+    out = ops.numpy.reshape(out, (batch, out_width, out_height, channels))
+    return ops.numpy.transpose(out, (0, 2, 1, 3))

@@ -99,7 +99,7 @@ class Mixup(BaseAugmentation):
         self.label_smoothing = check(
             "label_smoothing", label_smoothing, low=0.0, high=1.0, high_inclusive=False
         )
-        # No weights to create: built at once, so `stateless_call` works before any call.
+        # No weights to create: built at once, so `stateless_call` works at once.
         self.built = True
 
     def __call__(self, *args, **kwargs):
@@ -165,7 +165,8 @@ class Mixup(BaseAugmentation):
                 f"or (batch, num_classes). Received: labels.shape={shape}"
             )
         if len(shape) == 2 and shape[1] != 1:
-            if None not in (shape[1], self.num_classes) and shape[1] != self.num_classes:
+            known = None not in (shape[1], self.num_classes)
+            if known and shape[1] != self.num_classes:
                 raise ValueError(
                     f"Mixup got labels of shape {shape}, which does not match "
                     f"num_classes={self.num_classes}."

@@ -4,6 +4,7 @@ import keras
 
 from keras_trainplus import _validation
 from keras_trainplus.layers._geometric import GeometricAugmentation
+from keras_trainplus.layers._sampling import per_sample
 
 NEWTON_STEPS = 12
 LARGEST_RADIUS = 100.0
@@ -113,14 +114,14 @@ class RandomLensDistortion(GeometricAugmentation):
     def source_coordinates(self, ys, xs, transformation, height, width):
         ops = self.backend
         np_ = ops.numpy
-        k1 = ops.cast(transformation["k1"], "float32")[:, None, None]
-        k2 = ops.cast(transformation["k2"], "float32")[:, None, None]
+        k1 = per_sample(ops, ops.cast(transformation["k1"], "float32"))
+        k2 = per_sample(ops, ops.cast(transformation["k2"], "float32"))
         center = ops.cast(transformation["center"], "float32")
         height = ops.cast(height, "float32")
         width = ops.cast(width, "float32")
         unit = np_.sqrt(height * height + width * width) / 2.0
-        cx = (width - 1.0) / 2.0 + center[:, 0, None, None] * width / 2.0
-        cy = (height - 1.0) / 2.0 + center[:, 1, None, None] * height / 2.0
+        cx = (width - 1.0) / 2.0 + per_sample(ops, center[:, 0]) * width / 2.0
+        cy = (height - 1.0) / 2.0 + per_sample(ops, center[:, 1]) * height / 2.0
         u, v = (xs - cx) / unit, (ys - cy) / unit
         target = np_.sqrt(u * u + v * v)
 

@@ -7,6 +7,7 @@ import keras
 from keras_trainplus import _validation
 from keras_trainplus.layers._geometric import GeometricAugmentation
 from keras_trainplus.layers._geometric import check_pair_above
+from keras_trainplus.layers._sampling import per_sample
 
 ATTEMPTS = 10
 
@@ -16,14 +17,22 @@ def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
 
     Half-pixel convention (as `tf.image.resize`, `torch` with `align_corners=False`):
     output pixel `i` of `out_height` covers `[i, i + 1)` of the box's `h` rows, so it
-    reads row `top + (i + 0.5) h / out_height - 0.5`.
+    reads row `top + (i + 0.5) h / out_height - 0.5`. `ys`, `xs` may be grids
+    `(batch, out_height, out_width)` or axes `(1, out_height)`, `(1, out_width)`.
     """
     boxes = ops.cast(boxes, "float32")
-    top, left = boxes[:, 0, None, None], boxes[:, 1, None, None]
-    rows, cols = boxes[:, 2, None, None], boxes[:, 3, None, None]
+    rank = len(ys.shape)
+    top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
     ys = top + (ys + 0.5) * (rows / out_height) - 0.5
     xs = left + (xs + 0.5) * (cols / out_width) - 0.5
     return ys, xs
+
+
+def crop_axes(ops, boxes, out_height, out_width):
+    """`crop_coordinates` per axis: `(batch, out_height)` and `(batch, out_width)`."""
+    ys = ops.numpy.arange(out_height, dtype="float32")[None, :]
+    xs = ops.numpy.arange(out_width, dtype="float32")[None, :]
+    return crop_coordinates(ops, ys, xs, boxes, out_height, out_width)
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
@@ -93,11 +102,13 @@ class RandomResizedCrop(GeometricAugmentation):
         np_ = ops.numpy
         height = ops.cast(height, "float32")
         width = ops.cast(width, "float32")
-        draws = ops.random.uniform((batch, ATTEMPTS, 2), seed=self._seed())
+        # One draw per sample: 10 (area, log-ratio) candidates and the position.
+        draws = ops.random.uniform((batch, 2 * ATTEMPTS + 2), seed=self._seed())
         low, high = self.scale
-        area = height * width * (low + draws[..., 0] * (high - low))
+        area = height * width * (low + draws[:, :ATTEMPTS] * (high - low))
         log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
-        aspect = np_.exp(log_low + draws[..., 1] * (log_high - log_low))
+        log_ratio = draws[:, ATTEMPTS : 2 * ATTEMPTS]
+        aspect = np_.exp(log_low + log_ratio * (log_high - log_low))
         crop_w = np_.round(np_.sqrt(area * aspect))
         crop_h = np_.round(np_.sqrt(area / aspect))
         fits = (crop_w >= 1) & (crop_h >= 1) & (crop_w <= width) & (crop_h <= height)
@@ -112,9 +123,8 @@ class RandomResizedCrop(GeometricAugmentation):
         fallback_h, fallback_w = self._fallback_size(height, width)
         crop_h = pick(crop_h, fallback_h)
         crop_w = pick(crop_w, fallback_w)
-        position = ops.random.uniform((batch, 2), seed=self._seed())
-        top = np_.floor(position[:, 0] * (height - crop_h + 1.0))
-        left = np_.floor(position[:, 1] * (width - crop_w + 1.0))
+        top = np_.floor(draws[:, -2] * (height - crop_h + 1.0))
+        left = np_.floor(draws[:, -1] * (width - crop_w + 1.0))
         top = np_.where(found, top, np_.floor((height - crop_h) / 2.0))
         left = np_.where(found, left, np_.floor((width - crop_w) / 2.0))
         return {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
@@ -133,6 +143,10 @@ class RandomResizedCrop(GeometricAugmentation):
             self.backend, ys, xs, transformation["crop_boxes"], self.height, self.width
         )
         return ys, xs, None
+
+    def source_axes(self, transformation, height, width):
+        boxes = transformation["crop_boxes"]
+        return crop_axes(self.backend, boxes, self.height, self.width)
 
     def transform_inference(self, images):
         ops = self.backend

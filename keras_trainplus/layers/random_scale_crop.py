@@ -4,6 +4,7 @@ import keras
 
 from keras_trainplus import _validation
 from keras_trainplus.layers._geometric import GeometricAugmentation
+from keras_trainplus.layers.random_resized_crop import crop_axes
 from keras_trainplus.layers.random_resized_crop import crop_coordinates
 
 
@@ -88,15 +89,15 @@ class RandomScaleCrop(GeometricAugmentation):
         factor = short_side / np_.minimum(height, width)
         return np_.round(height * factor), np_.round(width * factor)
 
-    def source_coordinates(self, ys, xs, transformation, height, width):
+    def input_boxes(self, transformation, height, width):
+        """The `(top, left, h, w)` box of the input that each crop came from."""
         np_ = self.backend.numpy
         short_side = self.backend.cast(transformation["short_side"], "float32")
         offsets = self.backend.cast(transformation["offsets"], "float32")
         scaled_h, scaled_w = self._scaled_size(short_side, height, width)
         height = self.backend.cast(height, "float32")
         width = self.backend.cast(width, "float32")
-        # The crop of the resized image is the box of the input that it came from.
-        boxes = np_.stack(
+        return np_.stack(
             [
                 offsets[:, 0] * height / scaled_h,
                 offsets[:, 1] * width / scaled_w,
@@ -105,10 +106,15 @@ class RandomScaleCrop(GeometricAugmentation):
             ],
             axis=-1,
         )
-        ys, xs = crop_coordinates(
-            self.backend, ys, xs, boxes, self.height, self.width
-        )
+
+    def source_coordinates(self, ys, xs, transformation, height, width):
+        boxes = self.input_boxes(transformation, height, width)
+        ys, xs = crop_coordinates(self.backend, ys, xs, boxes, self.height, self.width)
         return ys, xs, None
+
+    def source_axes(self, transformation, height, width):
+        boxes = self.input_boxes(transformation, height, width)
+        return crop_axes(self.backend, boxes, self.height, self.width)
 
     def transform_inference(self, images):
         ops = self.backend

@@ -32,9 +32,11 @@ class LookAhead(keras.optimizers.Optimizer):
       inner optimizer skips (e.g. `keras.optimizers.LossScaleOptimizer` on
       non-finite gradients: its `iterations` does not advance) neither advances the
       counter nor touches `phi` or `theta`.
-    - The sync is one conditional over all variables: the other `k - 1` steps move
-      no memory beyond the inner update. No retracing, no host round trip (except
-      on PyTorch, whose conditionals are Python `if`s).
+    - The sync is one conditional over all variables (`lax.cond` on JAX; on
+      TensorFlow a `while_loop` run 0 or 1 times, which XLA updates in place where
+      a `cond` would copy every variable on every step): the other `k - 1` steps
+      move no memory beyond the inner update. No retracing, no host round trip
+      (except on PyTorch, whose conditionals are Python `if`s).
     - `learning_rate` reads and writes go to the inner optimizer, so
       `ReduceLROnPlateau` and `LearningRateScheduler` work. `LookAhead.iterations`
       counts calls to `apply`, as for every Keras optimizer.
@@ -194,10 +196,22 @@ class LookAhead(keras.optimizers.Optimizer):
             return
         import tensorflow as tf
 
+        def sync_once(count):
+            assign_synced()
+            return count + 1
+
         def cross_replica_sync(strategy, sync):
             # Assigning in cross-replica context updates every replica's copy.
-            sync = strategy.experimental_local_results(sync)[0]
-            ops.cond(sync, assign_synced, lambda: None)
+            # A loop run 0 or 1 times rather than `cond`: XLA turns the variables a
+            # `cond` assigns into outputs of both branches and copies all of them on
+            # every step; a while loop updates them in place.
+            trips = ops.cast(strategy.experimental_local_results(sync)[0], "int32")
+            ops.while_loop(
+                lambda count: count < trips,
+                sync_once,
+                ops.zeros((), "int32"),
+                maximum_iterations=1,
+            )
 
         context = tf.distribute.get_replica_context()
         if context is None:

@@ -1,0 +1,365 @@
+"""Geometric augmentation throughput: keras_trainplus vs Keras and Albumentations.
+
+Images per second, measured side by side in one run (rounds interleaved, so that a
+busy machine slows both sides alike):
+
+1. `RandomAffine` (rotation, translation, zoom, shear; one resample) against the
+   chain `RandomRotation + RandomTranslation + RandomZoom + RandomShear` of Keras
+   with the same ranges (four resamples), on batches of 64 images of 224 x 224:
+   in a `tf.data` pipeline (`map` on batches, TensorFlow graph), and inside a model
+   compiled with `jit_compile=True` on JAX (`train_on_batch` of the augmentation
+   followed by a global-average-pooling + dense head).
+2. `RandomResizedCrop(224, 224)` then `keras.layers.RandomFlip("horizontal")` in
+   `tf.data` on variable-size images (sides drawn in 256-480 px, mapped one by one
+   before batching by 64), against Albumentations'
+   `RandomResizedCrop + HorizontalFlip` on the same images run by two worker
+   processes (`multiprocessing` Pool(2), each building and stacking whole batches of
+   64, as a PyTorch `DataLoader(num_workers=2, batch_size=64)` would).
+
+Results go into the "### Geometric layers" part of the layers section of
+BENCHMARKS.md.
+
+    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/augment.py
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _markdown import replace_subsection  # noqa: E402
+
+os.environ["KERAS_BACKEND"] = "jax"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH, SIZE = 64, 224
+HEADING = "### Geometric layers"
+CROP_SETTING = "RandomResizedCrop + flip, variable sizes, tf.data vs 2 worker processes"
+FUSED = "tf.image.crop_and_resize, fixed box, no flip"
+
+
+def photos():
+    """scikit-image's bundled colour photographs, uint8 RGB."""
+    import skimage.data
+
+    names = ["astronaut", "chelsea", "coffee", "rocket", "retina"]
+    names.append("immunohistochemistry")
+    return [getattr(skimage.data, name)()[..., :3] for name in names]
+
+
+def fixed_size_batch():
+    import cv2
+
+    sources = photos()
+    return np.stack(
+        [
+            cv2.resize(photo, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+            for photo in (sources[i % len(sources)] for i in range(BATCH))
+        ]
+    )
+
+
+def variable_size_images(rng, count):
+    import cv2
+
+    sources = photos()
+    sizes = rng.integers(256, 481, (count, 2))
+    return [
+        cv2.resize(sources[i % len(sources)], (w, h), interpolation=cv2.INTER_AREA)
+        for i, (h, w) in enumerate(sizes.tolist())
+    ]
+
+
+_WORKER = {}
+
+
+def _start_worker(images):
+    """Pool initializer: each worker process keeps the images and the transform."""
+    import albumentations as A
+
+    _WORKER["images"] = images
+    _WORKER["transform"] = A.Compose(
+        [A.RandomResizedCrop(size=(SIZE, SIZE)), A.HorizontalFlip()]
+    )
+
+
+def _albumentations_batch(start):
+    """One batch of 64, as a DataLoader worker would build and collate it."""
+    images, transform = _WORKER["images"], _WORKER["transform"]
+    indices = [(start + i) % len(images) for i in range(BATCH)]
+    return np.stack([transform(image=images[i])["image"] for i in indices])
+
+
+def throughput(run, batches):
+    """Images per second of `run(batches)`, which produces `batches` batches."""
+    start = time.perf_counter()
+    run(batches)
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def interleave(contenders, rounds):
+    """Runs each contender once per round, in turn; returns their images/s lists.
+
+    Nothing runs in the background between measurements: every round builds a fresh
+    iterator (tf.data) or hands a fresh set of batches to the pool, and waits for
+    all of them.
+    """
+    results = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, (run, batches) in contenders.items():
+            results[name].append(throughput(run, batches))
+    return results
+
+
+def consume(dataset):
+    def run(batches):
+        for _ in dataset.take(batches):
+            pass
+
+    run(1)
+    return run
+
+
+def affine_contenders(images, quick):
+    import keras
+    import tensorflow as tf
+
+    from keras_trainplus.layers import RandomAffine
+
+    def ours():
+        return RandomAffine(rotation=0.1, translation=0.1, zoom=0.2, shear=0.2, seed=0)
+
+    def chain():
+        return keras.layers.Pipeline(
+            [
+                keras.layers.RandomRotation(0.1, fill_mode="reflect", seed=0),
+                keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=0),
+                keras.layers.RandomZoom(0.2, fill_mode="reflect", seed=0),
+                keras.layers.RandomShear(0.2, 0.2, fill_mode="reflect", seed=0),
+            ]
+        )
+
+    def pipeline(layer):
+        ds = tf.data.Dataset.from_tensors(images).repeat()
+        ds = ds.map(layer, num_parallel_calls=tf.data.AUTOTUNE)
+        return consume(ds.prefetch(tf.data.AUTOTUNE))
+
+    def jitted(layer):
+        """`jax.jit` of the layer's stateless call (the seed state threaded through)."""
+        import jax
+
+        layer(images[:1])  # builds the layer and its seed state
+        state = [v.value for v in layer.non_trainable_variables]
+        def call(state, x):
+            return layer.stateless_call([], state, x, training=True)
+
+        step = jax.jit(call)
+        x = jax.numpy.asarray(images)
+
+        def run(batches):
+            nonlocal state
+            for _ in range(batches):
+                out, state = step(state, x)
+            out.block_until_ready()
+
+        run(1)
+        return run
+
+    def compiled_model(layer):
+        """`train_on_batch` of the layer + a tiny head, `compile(jit_compile=True)`."""
+        model = keras.Sequential(
+            [
+                keras.Input((SIZE, SIZE, 3)),
+                layer,
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile("sgd", "mse", jit_compile=True)
+        x, y = images.astype("float32"), np.zeros((BATCH, 1), "float32")
+
+        def run(batches):
+            for _ in range(batches):
+                model.train_on_batch(x, y)
+
+        run(1)
+        return run
+
+    more = 1 if quick else 2
+    return {
+        "RandomAffine, tf.data": {
+            "RandomAffine": (pipeline(ours()), 4 * more),
+            "Keras chain": (pipeline(chain()), 2 * more),
+        },
+        "RandomAffine, JAX, jax.jit(layer.stateless_call)": {
+            "RandomAffine": (jitted(ours()), 2 * more),
+            "Keras chain": (jitted(chain()), 1),
+        },
+        "RandomAffine, JAX, Model.compile(jit_compile=True) train step": {
+            "RandomAffine": (compiled_model(ours()), 2 * more),
+            "Keras chain (Keras runs it without jit)": (compiled_model(chain()), 1),
+        },
+    }
+
+
+def crop_contenders(images, quick):
+    import multiprocessing
+
+    import keras
+    import tensorflow as tf
+
+    from keras_trainplus.layers import RandomResizedCrop
+
+    # Variable-size images as one flat uint8 vector each, reshaped in the pipeline.
+    flat = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([im.ravel() for im in images]), [im.size for im in images]
+    )
+    shapes = np.array([im.shape for im in images], "int32")
+    ds_images = tf.data.Dataset.from_tensor_slices((flat, shapes)).repeat()
+    ds_images = ds_images.map(lambda pixels, shape: tf.reshape(pixels, shape))
+    crop = RandomResizedCrop(SIZE, SIZE, seed=0)
+    ds = ds_images.map(crop, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH)
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    ds = ds.map(flip, num_parallel_calls=tf.data.AUTOTUNE)
+    ours = consume(ds.prefetch(tf.data.AUTOTUNE))
+
+    pool = multiprocessing.get_context("spawn").Pool(
+        2, initializer=_start_worker, initargs=(images,)
+    )
+    position = [0]
+
+    def theirs(batches):
+        starts = [position[0] + b * BATCH for b in range(batches)]
+        position[0] += batches * BATCH
+        for _ in pool.imap(_albumentations_batch, starts):
+            pass
+
+    theirs(2)
+
+    def fused_kernel(image):
+        """TensorFlow's fused crop-and-resize kernel on a fixed box: a lower bound of
+        the per-image cost in `tf.data` (no random draw, no flip)."""
+        box = tf.constant([[0.1, 0.1, 0.9, 0.9]])
+        image = tf.cast(image, tf.float32)[None]
+        return tf.image.crop_and_resize(image, box, [0], [SIZE, SIZE])[0]
+
+    kernel = ds_images.map(fused_kernel, num_parallel_calls=tf.data.AUTOTUNE)
+    kernel = consume(kernel.batch(BATCH).prefetch(tf.data.AUTOTUNE))
+    batches = 4 if quick else 8
+    return {
+        CROP_SETTING: {
+            "RandomResizedCrop + RandomFlip": (ours, batches),
+            "Albumentations": (theirs, batches),
+            FUSED: (kernel, batches),
+        }
+    }, pool
+
+
+def summary(values):
+    values = np.asarray(values)
+    return f"{np.median(values):.0f} ({values.min():.0f}-{values.max():.0f})"
+
+
+def ratio(ours, theirs):
+    values = np.asarray(ours) / np.asarray(theirs)
+    return f"{np.median(values):.2f}x ({values.min():.2f}-{values.max():.2f})"
+
+
+def report(results, machine, rounds, load):
+    crops = results[CROP_SETTING]
+    crop_vs_albumentations = np.median(
+        np.asarray(crops["RandomResizedCrop + RandomFlip"])
+        / np.asarray(crops["Albumentations"])
+    )
+    fused_vs_albumentations = np.median(crops[FUSED]) / np.median(
+        crops["Albumentations"]
+    )
+    lines = [
+        HEADING,
+        "",
+        f"`benchmarks/augment.py`, batch {BATCH} at {SIZE}x{SIZE}, {rounds} "
+        "interleaved rounds after a warm-up; images per second, median (min-max over "
+        "rounds); "
+        "speed-up = ours / theirs per round. "
+        f"Machine: {machine}; the machine is shared with other jobs (load average "
+        f"{load} at the start), so absolute numbers are noisy, the ratios less so.",
+        "",
+        "| setting | ours | images/s | theirs | images/s | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting, entries in results.items():
+        (ours_name, ours), *others = entries.items()
+        for theirs_name, theirs in others:
+            lines.append(
+                f"| {setting} | {ours_name} | {summary(ours)} | {theirs_name} | "
+                f"{summary(theirs)} | {ratio(ours, theirs)} |"
+            )
+    lines += [
+        "",
+        "RandomAffine vs the Keras chain: both apply the same ranges with bilinear, "
+        "reflect-mode resampling, ours in one pass and the chain in four. In "
+        "`tf.data` both use TensorFlow's fused projective-transform kernel, so the "
+        "speed-up is mostly the three passes saved. Under JAX, Keras's "
+        "`affine_transform` resamples through `jax.scipy.ndimage.map_coordinates` "
+        "over `(H, W, C)` coordinates, eight gathers per output value, while ours "
+        "reads each output pixel with four row gathers; and Keras marks "
+        "`RandomZoom` and `RandomTranslation` `supports_jit = False`, so "
+        "`Model.compile(jit_compile=True)` silently runs the chain's model without "
+        "XLA (the third row), which the `jax.jit` row sidesteps.",
+        "",
+        "RandomResizedCrop + flip vs Albumentations: "
+        + (
+            "the 2x target is met in this run. "
+            if crop_vs_albumentations >= 2.0
+            else "the 2x target is not met in this run. "
+        )
+        + "Both resize with bilinear interpolation and no antialiasing; "
+        "Albumentations (OpenCV on uint8, one C++ call per image in each worker) "
+        "returns uint8 batches, ours float32 batches. Ours is bounded by the "
+        "per-image work in `tf.data`: one map call per variable-size image runs a "
+        "few dozen small TensorFlow ops (the vectorised crop draw, the uint8 -> "
+        "float32 cast of the whole input, the row/column coordinates and four "
+        "row/column gathers), because the backend ops the layer is written in "
+        "(`keras.ops` equivalents, so that it also runs in JAX/PyTorch and under XLA) "
+        "have no fused crop-and-resize with per-sample boxes. The last row measures "
+        "TensorFlow's own fused `tf.image.crop_and_resize` kernel in the same "
+        "pipeline (fixed box, no random draw, no flip): "
+        f"{fused_vs_albumentations:.1f}x "
+        "Albumentations' median in this run, the ceiling of a one-kernel-per-image "
+        "TensorFlow path on this machine.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer batches per round")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    rng = np.random.default_rng(0)
+    results = {}
+    crops, pool = crop_contenders(variable_size_images(rng, 256), args.quick)
+    contenders = affine_contenders(fixed_size_batch(), args.quick)
+    contenders.update(crops)
+    for setting, entries in contenders.items():
+        results[setting] = interleave(entries, args.rounds)
+        print(setting, {k: summary(v) for k, v in results[setting].items()}, flush=True)
+    pool.close()
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+    text = report(results, machine, args.rounds, load)
+    print(text)
+    if not args.no_write:
+        path = os.path.join(ROOT, "BENCHMARKS.md")
+        replace_subsection(path, "layers", HEADING, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""RandomResizedCrop: torchvision's crop distribution, exact crops, skimage resizes."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import scipy.stats
+import skimage.data
+import skimage.transform
+
+from keras_trainplus.layers import RandomResizedCrop
+from tests.helpers import augmentation as contract
+from tests.helpers.backend import compile_modes
+
+
+def torchvision_crops(rng, n, height, width, scale, ratio):
+    """torchvision's `RandomResizedCrop.get_params`, its loop ported to NumPy."""
+    boxes = []
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(n):
+        for _ in range(10):
+            target_area = height * width * rng.uniform(*scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            w = int(round(math.sqrt(target_area * aspect)))
+            h = int(round(math.sqrt(target_area / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                boxes.append((rng.integers(0, height - h + 1), rng.integers(0, width - w + 1), h, w))
+                break
+        else:
+            in_ratio = width / height
+            if in_ratio < min(ratio):
+                w, h = width, int(round(width / min(ratio)))
+            elif in_ratio > max(ratio):
+                h, w = height, int(round(height * max(ratio)))
+            else:
+                w, h = width, height
+            boxes.append(((height - h) // 2, (width - w) // 2, h, w))
+    return np.array(boxes, np.float64)
+
+
+def our_crops(layer, n, height, width):
+    boxes = layer.random_parameters(n, height, width)["crop_boxes"]
+    return contract.to_numpy(boxes).astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    "height, width, scale, ratio",
+    [
+        (200, 300, (0.08, 1.0), (3 / 4, 4 / 3)),
+        (100, 400, (0.5, 1.0), (0.3, 3.0)),  # many redraws and fallbacks
+    ],
+)
+def test_crop_distribution_matches_torchvision(height, width, scale, ratio):
+    layer = RandomResizedCrop(8, 8, scale=scale, ratio=ratio, seed=3)
+    ours = our_crops(layer, 50000, height, width)
+    rng = np.random.default_rng(0)
+    theirs = torchvision_crops(rng, 50000, height, width, scale, ratio)
+    for column in (lambda b: b[:, 2] * b[:, 3], lambda b: np.log(b[:, 3] / b[:, 2])):
+        assert scipy.stats.ks_2samp(column(ours), column(theirs)).pvalue > 0.001
+    assert np.all(ours[:, :2] >= 0)
+    assert np.all(ours[:, 0] + ours[:, 2] <= height)
+    assert np.all(ours[:, 1] + ours[:, 3] <= width)
+    np.testing.assert_array_equal(ours, np.round(ours))
+
+
+def test_area_uniform_and_ratio_log_uniform_when_every_draw_fits():
+    # On a square image a (0.08, 0.5) area with ratio in (3/4, 4/3) always fits.
+    layer = RandomResizedCrop(8, 8, scale=(0.08, 0.5), ratio=(3 / 4, 4 / 3), seed=5)
+    boxes = our_crops(layer, 20000, 1000, 1000)
+    area = boxes[:, 2] * boxes[:, 3] / 1e6
+    assert scipy.stats.kstest(area, scipy.stats.uniform(0.08, 0.42).cdf).pvalue > 0.001
+    log_ratio = np.log(boxes[:, 3] / boxes[:, 2])
+    low, high = math.log(3 / 4), math.log(4 / 3)
+    uniform = scipy.stats.uniform(low, high - low).cdf
+    assert scipy.stats.kstest(log_ratio, uniform).pvalue > 0.001
+    # The position is uniform over the offsets where the crop fits.
+    relative = boxes[:, 0] / (1000 - boxes[:, 2])
+    assert scipy.stats.kstest(relative, scipy.stats.uniform(0, 1).cdf).pvalue > 0.001
+
+
+def test_fallback_is_the_centred_crop_with_clamped_ratio():
+    layer = RandomResizedCrop(8, 8, scale=(0.9, 1.0), ratio=(2.0, 3.0), seed=1)
+    boxes = our_crops(layer, 50, 60, 60)
+    np.testing.assert_array_equal(boxes, np.tile([[15, 0, 30, 60]], (50, 1)))
+
+
+def chelsea(height=120, width=160):
+    image = skimage.transform.resize(skimage.data.chelsea(), (height, width))
+    return image.astype("float32")
+
+
+def crop(layer, image, box):
+    boxes = np.array([box], "float32")
+    out = layer.transform_images(keras.ops.convert_to_tensor(image[None]), {"crop_boxes": boxes})
+    return contract.to_numpy(out)[0]
+
+
+def test_unscaled_crop_is_an_exact_slice():
+    image = chelsea()
+    out = crop(RandomResizedCrop(20, 30), image, (5, 7, 20, 30))
+    np.testing.assert_array_equal(out, image[5:25, 7:37])
+
+
+def test_resized_crop_matches_skimage_resize():
+    image = chelsea()
+    out = crop(RandomResizedCrop(48, 40), image, (10, 20, 80, 100))
+    reference = skimage.transform.resize(
+        image[10:90, 20:120], (48, 40), order=1, mode="edge", anti_aliasing=False
+    )
+    assert contract.psnr(out, reference) > 60
+
+
+def test_inference_resizes_the_largest_centred_crop():
+    image = chelsea(40, 80)
+    out = contract.to_numpy(RandomResizedCrop(20, 20)(image[None], training=False))[0]
+    reference = skimage.transform.resize(
+        image[:, 20:60], (20, 20), order=1, mode="edge", anti_aliasing=False
+    )
+    assert contract.psnr(out, reference) > 60
+
+
+def make(**kwargs):
+    return RandomResizedCrop(12, 14, seed=7, **kwargs)
+
+
+IMAGES = np.random.default_rng(1).integers(0, 255, (2, 16, 20, 3)).astype("float32")
+
+
+@pytest.mark.smoke
+def test_formats_seed_and_shapes():
+    contract.check_formats(make, IMAGES)
+    contract.check_same_seed(make, IMAGES)
+    assert make().compute_output_shape((None, 16, 20, 3)) == (None, 12, 14, 3)
+    first = make(data_format="channels_first")
+    assert first.compute_output_shape((None, 3, 16, 20)) == (None, 3, 12, 14)
+
+
+@pytest.mark.smoke
+def test_tf_data_with_variable_sizes():
+    contract.check_tf_data(
+        make, IMAGES[[0, 1, 0, 1]], (12, 14, 3), variable_sizes=[(30, 41, 3), (17, 64, 3)]
+    )
+
+
+@pytest.mark.parametrize("mode, compile_kwargs", compile_modes())
+def test_inside_a_compiled_model(mode, compile_kwargs):
+    contract.check_compiled_model(make, (16, 20, 3), compile_kwargs)
+
+
+def test_serialization(tmp_path):
+    contract.check_serialization(make, IMAGES, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"height": 0}, r"Argument `height` must be an integer >= 1. Received: height=0"),
+        ({"width": 2.5}, r"Argument `width` must be an integer >= 1. Received: width=2.5"),
+        ({"scale": (0, 1)}, r"`scale` must be a \(min, max\) pair with min <= max, both in \(0.0, 1.0\]. Received: scale=\(0, 1\)"),
+        ({"scale": (0.5, 0.2)}, r"`scale` must .* Received: scale=\(0.5, 0.2\)"),
+        ({"ratio": (-1.0, 2.0)}, r"`ratio` must .* both > 0.0. Received: ratio=\(-1.0, 2.0\)"),
+        ({"interpolation": "area"}, r"`interpolation` must be one of"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    arguments = {"height": 8, "width": 8, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        RandomResizedCrop(**arguments)
+
+
+@pytest.mark.smoke
+def test_wrong_rank_is_rejected():
+    with pytest.raises(ValueError, match=r"RandomResizedCrop expects images of rank 4"):
+        RandomResizedCrop(8, 8)(np.zeros((16, 20), "float32"))
