@@ -24,9 +24,10 @@ that file's "tuning" section; `--from-json random_vs_grid.json` redraws all of i
 from a previous run without training.
 
 Expected runtime: 62 trials of 4 epochs per seed, about 1.7 s of CPU each with
-TensorFlow, so about 2 minutes per seed on 2 idle CPU cores (5 to 10 minutes per
-seed measured on a shared 2-core machine at load average 9 to 10); the default
-3 seeds take three times that, `--seeds 1` is the quick run. Offline by default;
+TensorFlow, so about 2 minutes per seed on 2 idle CPU cores; measured on a shared
+2-core machine: 10 minutes for the default 3 seeds at load average 4 to 6, 31
+minutes at load average 10. `--seeds 1` is the quick run. The results are
+reproducible: both of those runs gave the same table. Offline by default;
 `--tfds mnist` (or another image classification data set of tensorflow_datasets)
 downloads 6000 training images instead, flattened and scaled to [0, 1].
 
