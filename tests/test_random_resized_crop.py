@@ -111,6 +111,37 @@ def test_resized_crop_matches_skimage_resize():
     assert contract.psnr(out, reference) > 60
 
 
+def test_upscaled_crop_reads_only_the_crop():
+    image = chelsea()
+    out = crop(RandomResizedCrop(48, 40), image, (30, 40, 20, 25))
+    reference = skimage.transform.resize(
+        image[30:50, 40:65], (48, 40), order=1, mode="edge", anti_aliasing=False
+    )
+    assert contract.psnr(out, reference) > 60
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_single_image_path_matches_the_batched_path(interpolation, data_format):
+    # One image takes TensorFlow's fused resize outside XLA; a batch of one, the
+    # gather core. Same seed, same draws: the outputs must agree on a real photo,
+    # up to float32 rounding of coordinates near 300 px (4e-5 of the 0-255 range).
+    image = skimage.data.chelsea()
+    if data_format == "channels_first":
+        image = np.transpose(image, (2, 0, 1))
+    for seed in range(6):
+        def make_layer():
+            return RandomResizedCrop(
+                56, 72, interpolation=interpolation, data_format=data_format, seed=seed
+            )
+
+        single = contract.to_numpy(make_layer()(image))
+        batched = contract.to_numpy(make_layer()(image[None]))[0]
+        assert single.dtype == np.float32 and single.shape == batched.shape
+        np.testing.assert_allclose(single, batched, rtol=0, atol=1e-2)
+
+
 def test_inference_resizes_the_largest_centred_crop():
     image = chelsea(40, 80)
     out = contract.to_numpy(RandomResizedCrop(20, 20)(image[None], training=False))[0]
