@@ -87,6 +87,10 @@ class RandomResizedCrop(GeometricAugmentation):
         ratio: `(min, max)` aspect ratio `w / h`, both > 0. Defaults to
             `(3 / 4, 4 / 3)`.
         interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        horizontal_flip: whether to also mirror the output left-right with
+            probability 1/2 (torchvision's `RandomResizedCrop` + `RandomHorizontalFlip`
+            in the same read; the crop draws stay those of `False`). Defaults to
+            `False`.
         seed: integer seed. Defaults to `None`.
         **kwargs: `data_format`, `name`, `dtype`.
 
@@ -104,6 +108,7 @@ class RandomResizedCrop(GeometricAugmentation):
         scale=(0.08, 1.0),
         ratio=(3 / 4, 4 / 3),
         interpolation="bilinear",
+        horizontal_flip=False,
         seed=None,
         **kwargs,
     ):
@@ -114,6 +119,9 @@ class RandomResizedCrop(GeometricAugmentation):
         self.width = _validation.check_number("width", width, 1, integer=True)
         self.scale = check_pair_above("scale", scale, 0.0, 1.0)
         self.ratio = check_pair_above("ratio", ratio, 0.0)
+        self.horizontal_flip = _validation.check_choice(
+            "horizontal_flip", horizontal_flip, (True, False)
+        )
 
     def output_size(self, height, width):
         return self.height, self.width
@@ -148,7 +156,11 @@ class RandomResizedCrop(GeometricAugmentation):
         left = np_.floor(draws[:, -1] * (width - crop_w + 1.0))
         top = np_.where(found, top, np_.floor((height - crop_h) / 2.0))
         left = np_.where(found, left, np_.floor((width - crop_w) / 2.0))
-        return {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
+        transformation = {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
+        if self.horizontal_flip:
+            flips = ops.random.uniform((batch,), seed=self._seed()) < 0.5
+            transformation["flips"] = flips
+        return transformation
 
     def _fallback_size(self, height, width):
         """torchvision's fallback: the whole image, its ratio clamped into `ratio`."""
@@ -161,14 +173,18 @@ class RandomResizedCrop(GeometricAugmentation):
 
     def source_coordinates(self, ys, xs, transformation, height, width):
         boxes = transformation["crop_boxes"]
+        if "flips" in transformation:
+            flips = per_sample(self.backend, transformation["flips"], len(xs.shape))
+            xs = self.backend.numpy.where(flips, (self.width - 1.0) - xs, xs)
         ys, xs = crop_coordinates(self.backend, ys, xs, boxes, self.height, self.width)
         ys, xs = clamp_to_boxes(self.backend, ys, xs, boxes)
         return ys, xs, None
 
     def source_axes(self, transformation, height, width):
-        boxes = transformation["crop_boxes"]
-        ys, xs = crop_axes(self.backend, boxes, self.height, self.width)
-        return clamp_to_boxes(self.backend, ys, xs, boxes)
+        ys = self.backend.numpy.arange(self.height, dtype="float32")[None, :]
+        xs = self.backend.numpy.arange(self.width, dtype="float32")[None, :]
+        ys, xs, _ = self.source_coordinates(ys, xs, transformation, height, width)
+        return ys, xs
 
     def call(self, inputs, training=True):
         if (
@@ -195,11 +211,15 @@ class RandomResizedCrop(GeometricAugmentation):
         if self.data_format == "channels_first":
             image = tf.transpose(image, (1, 2, 0))
         shape = tf.shape(image)
-        boxes = self.random_parameters(1, shape[0], shape[1])["crop_boxes"]
-        top, left, rows, cols = tf.unstack(tf.cast(boxes[0], "int32"))
+        transformation = self.random_parameters(1, shape[0], shape[1])
+        box = tf.cast(transformation["crop_boxes"][0], "int32")
+        top, left, rows, cols = tf.unstack(box)
         crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
         method = "bilinear" if self.interpolation == "bilinear" else "nearest"
         out = tf.image.resize(crop, (self.height, self.width), method=method)
+        if self.horizontal_flip:
+            flip = transformation["flips"][0]
+            out = tf.cond(flip, lambda: tf.reverse(out, [1]), lambda: out)
         out = tf.cast(out, self.compute_dtype)
         if self.data_format == "channels_first":
             out = tf.transpose(out, (2, 0, 1))
@@ -227,6 +247,7 @@ class RandomResizedCrop(GeometricAugmentation):
                 "scale": self.scale,
                 "ratio": self.ratio,
                 "interpolation": self.interpolation,
+                "horizontal_flip": self.horizontal_flip,
             }
         )
         return config
