@@ -111,6 +111,66 @@ def test_resized_crop_matches_skimage_resize():
     assert contract.psnr(out, reference) > 60
 
 
+def test_upscaled_crop_reads_only_the_crop():
+    image = chelsea()
+    out = crop(RandomResizedCrop(48, 40), image, (30, 40, 20, 25))
+    reference = skimage.transform.resize(
+        image[30:50, 40:65], (48, 40), order=1, mode="edge", anti_aliasing=False
+    )
+    assert contract.psnr(out, reference) > 60
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_single_image_path_matches_the_batched_path(interpolation, data_format):
+    # One image takes TensorFlow's fused resize outside XLA; a batch of one, the
+    # gather core. Same seed, same draws: the outputs must agree on a real photo,
+    # up to float32 rounding of coordinates near 300 px (4e-5 of the 0-255 range).
+    image = skimage.data.chelsea()
+    if data_format == "channels_first":
+        image = np.transpose(image, (2, 0, 1))
+    for seed in range(6):
+        def make_layer():
+            return RandomResizedCrop(
+                56, 72, interpolation=interpolation, data_format=data_format, seed=seed
+            )
+
+        single = contract.to_numpy(make_layer()(image))
+        batched = contract.to_numpy(make_layer()(image[None]))[0]
+        assert single.dtype == np.float32 and single.shape == batched.shape
+        np.testing.assert_allclose(single, batched, rtol=0, atol=1e-2)
+
+
+@pytest.mark.smoke
+def test_horizontal_flip_mirrors_the_same_crops():
+    image = skimage.data.chelsea()
+    plain = RandomResizedCrop(40, 48, seed=3)
+    flipping = RandomResizedCrop(40, 48, horizontal_flip=True, seed=3)
+    batch = np.stack([image] * 8)
+    expected = contract.to_numpy(plain(batch))
+    outputs = [contract.to_numpy(flipping(batch))]
+    # Single images (TensorFlow's kernel under TensorFlow): the first call of fresh
+    # layers, so that the crop draws are those of the layer without flips.
+    outputs.append(
+        np.stack(
+            [
+                contract.to_numpy(RandomResizedCrop(40, 48, horizontal_flip=True, seed=s)(image))
+                for s in range(8)
+            ]
+        )
+    )
+    expected_single = np.stack(
+        [contract.to_numpy(RandomResizedCrop(40, 48, seed=s)(image)) for s in range(8)]
+    )
+    for out, same in zip(outputs, [expected, expected_single]):
+        mirrored = [np.allclose(o, e[:, ::-1], atol=1e-2) for o, e in zip(out, same)]
+        kept = [np.allclose(o, e, atol=1e-2) for o, e in zip(out, same)]
+        assert all(m or k for m, k in zip(mirrored, kept))
+        assert any(mirrored) and any(kept)
+    assert flipping.get_config()["horizontal_flip"] is True
+
+
 def test_inference_resizes_the_largest_centred_crop():
     image = chelsea(40, 80)
     out = contract.to_numpy(RandomResizedCrop(20, 20)(image[None], training=False))[0]
@@ -124,32 +184,43 @@ def make(**kwargs):
     return RandomResizedCrop(12, 14, seed=7, **kwargs)
 
 
+def make_flipping(**kwargs):
+    return RandomResizedCrop(12, 14, horizontal_flip=True, seed=7, **kwargs)
+
+
 IMAGES = np.random.default_rng(1).integers(0, 255, (2, 16, 20, 3)).astype("float32")
 
 
+FACTORIES = pytest.mark.parametrize("factory", [make, make_flipping], ids=["crop", "flip"])
+
+
 @pytest.mark.smoke
-def test_formats_seed_and_shapes():
-    contract.check_formats(make, IMAGES)
-    contract.check_same_seed(make, IMAGES)
+@FACTORIES
+def test_formats_seed_and_shapes(factory):
+    contract.check_formats(factory, IMAGES)
+    contract.check_same_seed(factory, IMAGES)
     assert make().compute_output_shape((None, 16, 20, 3)) == (None, 12, 14, 3)
     first = make(data_format="channels_first")
     assert first.compute_output_shape((None, 3, 16, 20)) == (None, 3, 12, 14)
 
 
 @pytest.mark.smoke
-def test_tf_data_with_variable_sizes():
+@FACTORIES
+def test_tf_data_with_variable_sizes(factory):
     contract.check_tf_data(
-        make, IMAGES[[0, 1, 0, 1]], (12, 14, 3), variable_sizes=[(30, 41, 3), (17, 64, 3)]
+        factory, IMAGES[[0, 1, 0, 1]], (12, 14, 3), variable_sizes=[(30, 41, 3), (17, 64, 3)]
     )
 
 
 @pytest.mark.parametrize("mode, compile_kwargs", compile_modes())
-def test_inside_a_compiled_model(mode, compile_kwargs):
-    contract.check_compiled_model(make, (16, 20, 3), compile_kwargs)
+@FACTORIES
+def test_inside_a_compiled_model(mode, compile_kwargs, factory):
+    contract.check_compiled_model(factory, (16, 20, 3), compile_kwargs)
 
 
-def test_serialization(tmp_path):
-    contract.check_serialization(make, IMAGES, tmp_path)
+@FACTORIES
+def test_serialization(tmp_path, factory):
+    contract.check_serialization(factory, IMAGES, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +232,7 @@ def test_serialization(tmp_path):
         ({"scale": (0.5, 0.2)}, r"`scale` must .* Received: scale=\(0.5, 0.2\)"),
         ({"ratio": (-1.0, 2.0)}, r"`ratio` must .* both > 0.0. Received: ratio=\(-1.0, 2.0\)"),
         ({"interpolation": "area"}, r"`interpolation` must be one of"),
+        ({"horizontal_flip": "yes"}, r"`horizontal_flip` must be one of"),
     ],
 )
 def test_bad_arguments(kwargs, message):

@@ -4,6 +4,7 @@ import math
 
 import keras
 
+from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.layers._geometric import GeometricAugmentation
 from keras_trainplus.layers._geometric import check_pair_above
@@ -25,6 +26,21 @@ def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
     top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
     ys = top + (ys + 0.5) * (rows / out_height) - 0.5
     xs = left + (xs + 0.5) * (cols / out_width) - 0.5
+    return ys, xs
+
+
+def clamp_to_boxes(ops, ys, xs, boxes):
+    """Clamps input coordinates into per-sample boxes: the crop is read on its own.
+
+    The rows and columns read near a box's edge then stay inside it, as when the
+    crop is cut out first and resized alone (torchvision, Albumentations,
+    `tf.image.resize` of the slice), rather than blending in pixels beyond the box.
+    """
+    boxes = ops.cast(boxes, "float32")
+    rank = len(ys.shape)
+    top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
+    ys = ops.numpy.minimum(ops.numpy.maximum(ys, top), top + rows - 1.0)
+    xs = ops.numpy.minimum(ops.numpy.maximum(xs, left), left + cols - 1.0)
     return ys, xs
 
 
@@ -50,7 +66,12 @@ class RandomResizedCrop(GeometricAugmentation):
     position is uniform over the integer offsets where it fits.
 
     The crop is resized with one bilinear (or nearest) read per output pixel, with
-    half-pixel centres and no antialiasing (as `tf.image.resize(antialias=False)`).
+    half-pixel centres and no antialiasing (as `tf.image.resize(antialias=False)`),
+    reading the crop on its own (rows and columns near its edge are clamped into it,
+    as when the crop is cut out first). A single image `(H, W, C)` under TensorFlow
+    outside XLA (a `tf.data` map before batching) is cut out in its input dtype and
+    resized by TensorFlow's fused kernel; batches, compiled models and the other
+    backends use the separable gather core; both give the same result.
 
     At inference (`training=False`) the layer returns the largest centred crop with
     the output's aspect ratio, resized to `(height, width)` (what
@@ -66,6 +87,10 @@ class RandomResizedCrop(GeometricAugmentation):
         ratio: `(min, max)` aspect ratio `w / h`, both > 0. Defaults to
             `(3 / 4, 4 / 3)`.
         interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        horizontal_flip: whether to also mirror the output left-right with
+            probability 1/2 (torchvision's `RandomResizedCrop` + `RandomHorizontalFlip`
+            in the same read; the crop draws stay those of `False`). Defaults to
+            `False`.
         seed: integer seed. Defaults to `None`.
         **kwargs: `data_format`, `name`, `dtype`.
 
@@ -83,6 +108,7 @@ class RandomResizedCrop(GeometricAugmentation):
         scale=(0.08, 1.0),
         ratio=(3 / 4, 4 / 3),
         interpolation="bilinear",
+        horizontal_flip=False,
         seed=None,
         **kwargs,
     ):
@@ -93,6 +119,9 @@ class RandomResizedCrop(GeometricAugmentation):
         self.width = _validation.check_number("width", width, 1, integer=True)
         self.scale = check_pair_above("scale", scale, 0.0, 1.0)
         self.ratio = check_pair_above("ratio", ratio, 0.0)
+        self.horizontal_flip = _validation.check_choice(
+            "horizontal_flip", horizontal_flip, (True, False)
+        )
 
     def output_size(self, height, width):
         return self.height, self.width
@@ -127,7 +156,11 @@ class RandomResizedCrop(GeometricAugmentation):
         left = np_.floor(draws[:, -1] * (width - crop_w + 1.0))
         top = np_.where(found, top, np_.floor((height - crop_h) / 2.0))
         left = np_.where(found, left, np_.floor((width - crop_w) / 2.0))
-        return {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
+        transformation = {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
+        if self.horizontal_flip:
+            flips = ops.random.uniform((batch,), seed=self._seed()) < 0.5
+            transformation["flips"] = flips
+        return transformation
 
     def _fallback_size(self, height, width):
         """torchvision's fallback: the whole image, its ratio clamped into `ratio`."""
@@ -139,14 +172,58 @@ class RandomResizedCrop(GeometricAugmentation):
         return fallback_h, fallback_w
 
     def source_coordinates(self, ys, xs, transformation, height, width):
-        ys, xs = crop_coordinates(
-            self.backend, ys, xs, transformation["crop_boxes"], self.height, self.width
-        )
+        boxes = transformation["crop_boxes"]
+        if "flips" in transformation:
+            flips = per_sample(self.backend, transformation["flips"], len(xs.shape))
+            xs = self.backend.numpy.where(flips, (self.width - 1.0) - xs, xs)
+        ys, xs = crop_coordinates(self.backend, ys, xs, boxes, self.height, self.width)
+        ys, xs = clamp_to_boxes(self.backend, ys, xs, boxes)
         return ys, xs, None
 
     def source_axes(self, transformation, height, width):
-        boxes = transformation["crop_boxes"]
-        return crop_axes(self.backend, boxes, self.height, self.width)
+        ys = self.backend.numpy.arange(self.height, dtype="float32")[None, :]
+        xs = self.backend.numpy.arange(self.width, dtype="float32")[None, :]
+        ys, xs, _ = self.source_coordinates(ys, xs, transformation, height, width)
+        return ys, xs
+
+    def call(self, inputs, training=True):
+        if (
+            training
+            and self.backend.name == "tensorflow"
+            and len(inputs.shape) == 3
+            and not _compat.in_tensorflow_xla_context()
+        ):
+            return self._crop_single_image(inputs)
+        return super().call(inputs, training=training)
+
+    def _crop_single_image(self, image):
+        """One image (a `tf.data` map before batching) in TensorFlow, without XLA.
+
+        The same box as `get_random_transformation` draws, cut out of the input in
+        its own dtype (e.g. `uint8`, so the whole image is never cast) and resized
+        alone by TensorFlow's fused `tf.image.resize` kernel (half-pixel centres, no
+        antialiasing, reads clamped into the crop): the result of the separable
+        gather that compiled models and the other backends use, in one kernel.
+        """
+        import tensorflow as tf
+
+        image = tf.convert_to_tensor(image)
+        if self.data_format == "channels_first":
+            image = tf.transpose(image, (1, 2, 0))
+        shape = tf.shape(image)
+        transformation = self.random_parameters(1, shape[0], shape[1])
+        box = tf.cast(transformation["crop_boxes"][0], "int32")
+        top, left, rows, cols = tf.unstack(box)
+        crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
+        method = "bilinear" if self.interpolation == "bilinear" else "nearest"
+        out = tf.image.resize(crop, (self.height, self.width), method=method)
+        if self.horizontal_flip:
+            flip = transformation["flips"][0]
+            out = tf.cond(flip, lambda: tf.reverse(out, [1]), lambda: out)
+        out = tf.cast(out, self.compute_dtype)
+        if self.data_format == "channels_first":
+            out = tf.transpose(out, (2, 0, 1))
+        return out
 
     def transform_inference(self, images):
         ops = self.backend
@@ -170,6 +247,7 @@ class RandomResizedCrop(GeometricAugmentation):
                 "scale": self.scale,
                 "ratio": self.ratio,
                 "interpolation": self.interpolation,
+                "horizontal_flip": self.horizontal_flip,
             }
         )
         return config
