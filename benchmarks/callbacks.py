@@ -131,7 +131,7 @@ def _row(name, rounds, baseline, baseline_rounds):
     )
 
 
-def _section(results, rounds, epochs):
+def _section(results, rounds, epochs, load):
     lines = [
         BEGIN,
         "## Callbacks",
@@ -152,10 +152,11 @@ def _section(results, rounds, epochs):
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
         f"{platform.system()} {platform.release()}, Python "
-        f"{platform.python_version()}. The machine was shared with other jobs (load "
-        "average about 10 on 2 cores) while measuring: wall-clock times are dominated "
-        "by that load, so the process CPU time per epoch (all threads) is the main "
-        "measure and the wall-clock ratio is shown for reference.",
+        f"{platform.python_version()}; load average {load[0]:.1f} (1 min), "
+        f"{load[1]:.1f} (5 min) when the run started, on a machine shared with other "
+        "jobs: wall-clock times follow that load, so the process CPU time per epoch "
+        "(all threads) is the main measure and the wall-clock ratio is shown for "
+        "reference.",
         "",
     ]
     for result in results:
@@ -198,6 +199,7 @@ def main():
     if args.child:
         print(json.dumps(_measure(args.rounds, args.epochs)))
         return
+    load = os.getloadavg()
     results = []
     for backend in args.backends:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
@@ -208,7 +210,7 @@ def main():
             env=env, check=True, stdout=subprocess.PIPE, text=True,
         ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    section = _section(results, args.rounds, args.epochs)
+    section = _section(results, args.rounds, args.epochs, load)
     _write_section(section)
     print(section)
 
