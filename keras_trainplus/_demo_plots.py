@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 import keras_trainplus as ktp
+from keras_trainplus._files import atomic_path
 
 
 def _pyplot():
@@ -24,9 +25,8 @@ def _pyplot():
 def _save(figure, directory, name):
     """Writes the figure atomically and returns its path."""
     path = os.path.join(directory, name)
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=90, bbox_inches="tight")
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90, bbox_inches="tight")
     return path
 
 

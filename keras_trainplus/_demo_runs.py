@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import keras_trainplus as ktp
 from keras_trainplus import _demo_plots
+from keras_trainplus._files import atomic_path
 
 NUM_CLASSES = 10
 BATCH_SIZE = 64
@@ -296,9 +297,8 @@ def run(args):
         "images": images,
     }
     path = os.path.join(args.output_dir, "results.json")
-    with open(path + ".tmp", "w") as f:
+    with atomic_path(path) as temporary, open(temporary, "w") as f:
         json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
     print(f"\nPlots and results.json written to {args.output_dir}:")
     for image in images:
         print(f"  {image}")

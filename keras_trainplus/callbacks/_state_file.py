@@ -2,9 +2,10 @@
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from keras_trainplus._files import atomic_path
 
 
 def save(path, state, arrays=()):
@@ -13,19 +14,10 @@ def save(path, state, arrays=()):
     The file is written next to its destination and moved into place with
     `os.replace`, so a reader sees either the previous file or the new one.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     payload = {f"array_{i}": np.asarray(a) for i, a in enumerate(arrays)}
     payload["state"] = np.asarray(json.dumps(state))
-    handle, temp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **payload)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
+        np.savez(f, **payload)
 
 
 def load(path):

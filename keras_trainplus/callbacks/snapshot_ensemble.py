@@ -2,12 +2,12 @@
 
 import math
 import os
-import tempfile
 import warnings
 
 import keras
 import numpy as np
 
+from keras_trainplus._files import atomic_path
 from keras_trainplus._validation import check_number
 from keras_trainplus.callbacks._rates import learning_rate_config
 from keras_trainplus.ensemble.averaging import AveragingEnsemble
@@ -240,17 +240,8 @@ class SnapshotEnsemble(keras.callbacks.Callback):
 
     def _save_snapshot(self, index):
         path = self.snapshot_path(index)
-        handle, temporary = tempfile.mkstemp(
-            prefix=".snapshot-", suffix=".keras", dir=self.directory
-        )
-        os.close(handle)
-        try:
+        with atomic_path(path, prefix=".snapshot-", suffix=".keras") as temporary:
             self.model.save(temporary, overwrite=True)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
         self._done.add(index)
         if self.keep is not None:
             for old in [k for k in self._done if k <= index - self.keep]:

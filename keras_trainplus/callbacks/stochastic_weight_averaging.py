@@ -1,12 +1,12 @@
 """Stochastic Weight Averaging (SWA) callback."""
 
 import os
-import tempfile
 import warnings
 
 import keras
 import numpy as np
 
+from keras_trainplus._files import atomic_path
 from keras_trainplus._validation import check_number
 from keras_trainplus.callbacks._rates import learning_rate_config
 from keras_trainplus.callbacks.batch_norm_recalibration import batch_norm_layers
@@ -170,17 +170,10 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         return os.path.join(self.backup_dir, f"swa-state-{completed_epochs:05d}.npz")
 
     def _save_state(self, completed_epochs):
-        os.makedirs(self.backup_dir, exist_ok=True)
         arrays = {f"w{i}": keras.ops.convert_to_numpy(a) for i, a in enumerate(self._average)}
-        handle, temporary = tempfile.mkstemp(suffix=".tmp", dir=self.backup_dir)
-        try:
-            with os.fdopen(handle, "wb") as f:
-                np.savez(f, count=self.averaged_epochs, **arrays)
-            os.replace(temporary, self._state_path(completed_epochs))
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        path = self._state_path(completed_epochs)
+        with atomic_path(path) as temporary, open(temporary, "wb") as f:
+            np.savez(f, count=self.averaged_epochs, **arrays)
         for old in self._state_files():
             if old < completed_epochs - 1:
                 os.remove(self._state_path(old))
