@@ -11,6 +11,8 @@ from keras_trainplus.layers._geometric import check_pair_above
 from keras_trainplus.layers._sampling import per_sample
 
 ATTEMPTS = 10
+# Per sample: ATTEMPTS areas, ATTEMPTS log-ratios, top, left, flip.
+DRAWS = 2 * ATTEMPTS + 3
 
 
 def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
@@ -70,8 +72,9 @@ class RandomResizedCrop(GeometricAugmentation):
     reading the crop on its own (rows and columns near its edge are clamped into it,
     as when the crop is cut out first). A single image `(H, W, C)` under TensorFlow
     outside XLA (a `tf.data` map before batching) is cut out in its input dtype and
-    resized by TensorFlow's fused kernel; batches, compiled models and the other
-    backends use the separable gather core; both give the same result.
+    resized by TensorFlow's fused kernel, its box computed by one XLA-compiled
+    function; batches, compiled models and the other backends use the separable
+    gather core; both give the same result.
 
     At inference (`training=False`) the layer returns the largest centred crop with
     the output's aspect ratio, resized to `(height, width)` (what
@@ -89,8 +92,8 @@ class RandomResizedCrop(GeometricAugmentation):
         interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
         horizontal_flip: whether to also mirror the output left-right with
             probability 1/2 (torchvision's `RandomResizedCrop` + `RandomHorizontalFlip`
-            in the same read; the crop draws stay those of `False`). Defaults to
-            `False`.
+            in the same read; the crops stay those of `False` with the same seed).
+            Defaults to `False`.
         seed: integer seed. Defaults to `None`.
         **kwargs: `data_format`, `name`, `dtype`.
 
@@ -127,12 +130,18 @@ class RandomResizedCrop(GeometricAugmentation):
         return self.height, self.width
 
     def random_parameters(self, batch, height, width):
+        # Every draw of a sample at once: 10 (area, log-ratio) candidates, the
+        # position and the flip (drawn whether or not it is used, so that the crops
+        # of `horizontal_flip=True` are those of `False`).
+        draws = self.backend.random.uniform((batch, DRAWS), seed=self._seed())
+        return self.parameters_from_draws(draws, height, width)
+
+    def parameters_from_draws(self, draws, height, width):
+        """The crop boxes (and flips) of `draws`, uniform in [0, 1): deterministic."""
         ops = self.backend
         np_ = ops.numpy
         height = ops.cast(height, "float32")
         width = ops.cast(width, "float32")
-        # One draw per sample: 10 (area, log-ratio) candidates and the position.
-        draws = ops.random.uniform((batch, 2 * ATTEMPTS + 2), seed=self._seed())
         low, high = self.scale
         area = height * width * (low + draws[:, :ATTEMPTS] * (high - low))
         log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -152,14 +161,13 @@ class RandomResizedCrop(GeometricAugmentation):
         fallback_h, fallback_w = self._fallback_size(height, width)
         crop_h = pick(crop_h, fallback_h)
         crop_w = pick(crop_w, fallback_w)
-        top = np_.floor(draws[:, -2] * (height - crop_h + 1.0))
-        left = np_.floor(draws[:, -1] * (width - crop_w + 1.0))
+        top = np_.floor(draws[:, -3] * (height - crop_h + 1.0))
+        left = np_.floor(draws[:, -2] * (width - crop_w + 1.0))
         top = np_.where(found, top, np_.floor((height - crop_h) / 2.0))
         left = np_.where(found, left, np_.floor((width - crop_w) / 2.0))
         transformation = {"crop_boxes": np_.stack([top, left, crop_h, crop_w], axis=-1)}
         if self.horizontal_flip:
-            flips = ops.random.uniform((batch,), seed=self._seed()) < 0.5
-            transformation["flips"] = flips
+            transformation["flips"] = draws[:, -1] < 0.5
         return transformation
 
     def _fallback_size(self, height, width):
@@ -199,11 +207,14 @@ class RandomResizedCrop(GeometricAugmentation):
     def _crop_single_image(self, image):
         """One image (a `tf.data` map before batching) in TensorFlow, without XLA.
 
-        The same box as `get_random_transformation` draws, cut out of the input in
-        its own dtype (e.g. `uint8`, so the whole image is never cast) and resized
-        alone by TensorFlow's fused `tf.image.resize` kernel (half-pixel centres, no
-        antialiasing, reads clamped into the crop): the result of the separable
-        gather that compiled models and the other backends use, in one kernel.
+        The same draws as `random_parameters(1, ...)`, turned into the box by
+        `parameters_from_draws` compiled with XLA (one kernel instead of dozens of
+        small ops, which a `tf.data` map would run one by one); the box is cut out
+        of the input in its own dtype (e.g. `uint8`, so the whole image is never
+        cast) and resized alone by TensorFlow's fused `tf.image.resize` kernel
+        (half-pixel centres, no antialiasing, reads clamped into the crop): the
+        result of the separable gather that compiled models and the other backends
+        use, in one kernel.
         """
         import tensorflow as tf
 
@@ -211,19 +222,47 @@ class RandomResizedCrop(GeometricAugmentation):
         if self.data_format == "channels_first":
             image = tf.transpose(image, (1, 2, 0))
         shape = tf.shape(image)
-        transformation = self.random_parameters(1, shape[0], shape[1])
-        box = tf.cast(transformation["crop_boxes"][0], "int32")
+        draws = self.backend.random.uniform((1, DRAWS), seed=self._seed())
+        box, flip = self._compiled_parameters()(draws, shape[0], shape[1])
         top, left, rows, cols = tf.unstack(box)
         crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
+        # The fused kernel reads float32 faster than uint8; both give the same values.
+        crop = tf.cast(crop, "float32")
         method = "bilinear" if self.interpolation == "bilinear" else "nearest"
         out = tf.image.resize(crop, (self.height, self.width), method=method)
         if self.horizontal_flip:
-            flip = transformation["flips"][0]
-            out = tf.cond(flip, lambda: tf.reverse(out, [1]), lambda: out)
+            # One kernel with a per-call axis mask (a `tf.cond` would call a function).
+            out = tf.raw_ops.Reverse(tensor=out, dims=tf.stack([False, flip, False]))
         out = tf.cast(out, self.compute_dtype)
         if self.data_format == "channels_first":
             out = tf.transpose(out, (2, 0, 1))
         return out
+
+    def _compiled_parameters(self):
+        """`parameters_from_draws` of one image as an XLA-compiled `tf.function`."""
+        compiled = self.__dict__.get("_compiled_parameters_fn")
+        if compiled is None:
+            import tensorflow as tf
+
+            def parameters(draws, height, width):
+                transformation = self.parameters_from_draws(draws, height, width)
+                box = tf.cast(transformation["crop_boxes"][0], "int32")
+                flip = transformation["flips"][0] if self.horizontal_flip else False
+                return box, tf.convert_to_tensor(flip)
+
+            compiled = tf.function(
+                parameters,
+                jit_compile=True,
+                reduce_retracing=True,
+                input_signature=[
+                    tf.TensorSpec((1, DRAWS), "float32"),
+                    tf.TensorSpec((), "int32"),
+                    tf.TensorSpec((), "int32"),
+                ],
+            )
+            # Not a tracked attribute: a plain cache, rebuilt after deserialization.
+            self.__dict__["_compiled_parameters_fn"] = compiled
+        return compiled
 
     def transform_inference(self, images):
         ops = self.backend
