@@ -26,7 +26,8 @@ busy machine slows both sides alike):
 Results go into the "### Geometric layers" part of the layers section of
 BENCHMARKS.md.
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/augment.py
+    pip install torch==2.13.0 -e ".[bench,test]"   # CPU torch first
+    python benchmarks/augment.py [--rounds 5] [--quick] [--no-write]
 """
 
 import argparse

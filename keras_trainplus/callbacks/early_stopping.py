@@ -199,8 +199,6 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         current = self.get_monitor_value(logs)
         if current is None:
             return
-        if self.monitor_op is None:
-            self._set_monitor_op()
         current = float(current)
         if not math.isfinite(current):
             if self.check_finite:
