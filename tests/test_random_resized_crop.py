@@ -266,3 +266,20 @@ def test_bad_arguments(kwargs, message):
 def test_wrong_rank_is_rejected():
     with pytest.raises(ValueError, match=r"RandomResizedCrop expects images of rank 4"):
         RandomResizedCrop(8, 8)(np.zeros((16, 20), "float32"))
+
+
+@pytest.mark.smoke
+def test_float64_floatx_keeps_float32_draws():
+    # The draws are float32 whatever `floatx` is (the compiled per-image box function
+    # takes float32 draws); the output follows the layer's compute dtype.
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        layer = RandomResizedCrop(16, 16, horizontal_flip=True, seed=0)
+        image = skimage.data.chelsea()[:40, :50]
+        single = contract.to_numpy(layer(image))
+        batched = contract.to_numpy(layer(image[None]))
+    finally:
+        keras.config.set_floatx(floatx)
+    assert single.dtype == batched.dtype == np.dtype(layer.compute_dtype)
+    assert single.shape == batched.shape[1:] == (16, 16, 3)

@@ -133,7 +133,9 @@ class RandomResizedCrop(GeometricAugmentation):
         # Every draw of a sample at once: 10 (area, log-ratio) candidates, the
         # position and the flip (drawn whether or not it is used, so that the crops
         # of `horizontal_flip=True` are those of `False`).
-        draws = self.backend.random.uniform((batch, DRAWS), seed=self._seed())
+        draws = self.backend.random.uniform(
+            (batch, DRAWS), dtype="float32", seed=self._seed()
+        )
         return self.parameters_from_draws(draws, height, width)
 
     def parameters_from_draws(self, draws, height, width):
@@ -222,7 +224,9 @@ class RandomResizedCrop(GeometricAugmentation):
         if self.data_format == "channels_first":
             image = tf.transpose(image, (1, 2, 0))
         shape = tf.shape(image)
-        draws = self.backend.random.uniform((1, DRAWS), seed=self._seed())
+        draws = self.backend.random.uniform(
+            (1, DRAWS), dtype="float32", seed=self._seed()
+        )
         box, flip = self._compiled_parameters()(draws, shape[0], shape[1])
         top, left, rows, cols = tf.unstack(box)
         crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
