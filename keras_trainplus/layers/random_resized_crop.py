@@ -130,13 +130,16 @@ class RandomResizedCrop(GeometricAugmentation):
         return self.height, self.width
 
     def random_parameters(self, batch, height, width):
-        # Every draw of a sample at once: 10 (area, log-ratio) candidates, the
-        # position and the flip (drawn whether or not it is used, so that the crops
-        # of `horizontal_flip=True` are those of `False`).
-        draws = self.backend.random.uniform(
+        return self.parameters_from_draws(self._draws(batch), height, width)
+
+    def _draws(self, batch):
+        """Every draw of each sample at once, float32 whatever `floatx` is: 10
+        (area, log-ratio) candidates, the position and the flip (drawn whether or
+        not it is used, so that the crops of `horizontal_flip=True` are those of
+        `False`)."""
+        return self.backend.random.uniform(
             (batch, DRAWS), dtype="float32", seed=self._seed()
         )
-        return self.parameters_from_draws(draws, height, width)
 
     def parameters_from_draws(self, draws, height, width):
         """The crop boxes (and flips) of `draws`, uniform in [0, 1): deterministic."""
@@ -224,10 +227,7 @@ class RandomResizedCrop(GeometricAugmentation):
         if self.data_format == "channels_first":
             image = tf.transpose(image, (1, 2, 0))
         shape = tf.shape(image)
-        draws = self.backend.random.uniform(
-            (1, DRAWS), dtype="float32", seed=self._seed()
-        )
-        box, flip = self._compiled_parameters()(draws, shape[0], shape[1])
+        box, flip = self._compiled_parameters()(self._draws(1), shape[0], shape[1])
         top, left, rows, cols = tf.unstack(box)
         crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
         # The fused kernel reads float32 faster than uint8; both give the same values.
