@@ -85,9 +85,6 @@ def variable_size_images(rng, count):
     ]
 
 
-_WORKER = {}
-
-
 class AlbumentationsCrops:
     """`torch.utils.data.Dataset` of `length` images through Albumentations.
 
