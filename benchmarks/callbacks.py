@@ -6,8 +6,8 @@ over several rounds, and compares the CPU and wall time of the epochs after the
 first (which traces/compiles and holds FreezeUnfreeze's phase change). Writes the
 results into the `callbacks` section of BENCHMARKS.md.
 
-Usage: python benchmarks/callbacks.py [--backends tensorflow jax] [--rounds 5]
-       [--epochs 4] [--samples 512]
+Usage: python benchmarks/callbacks.py [--backends tensorflow jax] [--rounds 6]
+       [--epochs 4] [--samples 2048]
 """
 
 import argparse
@@ -115,15 +115,12 @@ def _measure(rounds, epochs, samples):
 
         def __init__(self, start):
             super().__init__()
-            self.begin, self.times, self.steps, self.epoch = start, [], [], 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
+            self.begin, self.times, self.steps = start, [], []
 
         def on_train_batch_end(self, batch, logs=None):
             float(logs["loss"])
             cpu, wall = self.begin.step_start
-            if self.epoch > 0:
+            if self.begin.epoch > 0:
                 self.steps.append((time.process_time() - cpu, time.perf_counter() - wall))
 
         def on_epoch_end(self, epoch, logs=None):
@@ -182,33 +179,60 @@ def _measure(rounds, epochs, samples):
     }
 
 
-def _row(name, rounds, baseline, baseline_rounds, hooks_ms, steps, baseline_steps):
-    """One table row: median CPU and wall time per epoch, the callback's own hook
-    time per epoch, and two ratios to the baseline of CPU time per epoch: paired
-    per round (median epoch of this configuration over the median epoch of its
-    baseline in the same round; median and range over the rounds) and of the best
-    epochs (fastest epoch over all rounds, each side)."""
+def _median(epochs, column):
+    """Median of one column (0: CPU, 1: wall seconds) over `epochs`."""
     import numpy as np
 
-    def median(epochs, column):
-        return float(np.median([e[column] for e in epochs]))
+    return float(np.median([e[column] for e in epochs]))
 
-    def ratios(column):
-        return [median(r, column) / median(b, column) for r, b in zip(rounds, baseline_rounds)]
 
-    def best(rounds_, column):
-        return min(e[column] for e in sum(rounds_, []))
+def _hooks_percent(result, name):
+    """The callback's hook time as a percentage of its median wall epoch."""
+    wall = _median(sum(result["times"][name], []), 1)
+    return 100 * result["hooks_ms"][name] / (1000 * wall)
 
-    cpu = median(sum(rounds, []), 0)
-    wall = median(sum(rounds, []), 1)
+
+def _best_ratios(result, name):
+    """CPU time of the fastest epoch and of the fastest step of `name` over those of
+    its baseline (each over all rounds)."""
+    times, steps = result["times"], result["steps"]
+    baseline = result["baselines"][name]
+
+    def best(rounds):
+        return min(e[0] for e in sum(rounds, []))
+
+    return (
+        best(times[name]) / best(times[baseline]),
+        min(c for c, _ in steps[name]) / min(c for c, _ in steps[baseline]),
+    )
+
+
+def _row(result, name):
+    """One table row: median CPU and wall time per epoch, the callback's own hook
+    time per epoch, and ratios to the baseline of CPU time per epoch: paired per
+    round (median epoch of this configuration over the median epoch of its
+    baseline in the same round; median and range over the rounds) and of the best
+    epochs and steps (`_best_ratios`)."""
+    import numpy as np
+
+    rounds, baseline = result["times"][name], result["baselines"][name]
+    cpu = _median(sum(rounds, []), 0)
+    wall = _median(sum(rounds, []), 1)
     if baseline is None:
         return f"| {name} | baseline | {1000 * cpu:.0f} | {1000 * wall:.0f} | | | | | |"
+    baseline_rounds = result["times"][baseline]
+
+    def ratios(column):
+        return [
+            _median(r, column) / _median(b, column) for r, b in zip(rounds, baseline_rounds)
+        ]
+
     cpu_ratios, wall_ratios = ratios(0), ratios(1)
-    best_ratio = best(rounds, 0) / best(baseline_rounds, 0)
-    step_ratio = min(c for c, _ in steps) / min(c for c, _ in baseline_steps)
+    best_ratio, step_ratio = _best_ratios(result, name)
+    hooks_ms = result["hooks_ms"][name]
     return (
         f"| {name} | {baseline} | {1000 * cpu:.0f} | {1000 * wall:.0f} | "
-        f"{hooks_ms:.2f} ({100 * hooks_ms / (1000 * wall):.2f} %) | "
+        f"{hooks_ms:.2f} ({_hooks_percent(result, name):.2f} %) | "
         f"**{np.median(cpu_ratios):.3f}** ({min(cpu_ratios):.3f}-{max(cpu_ratios):.3f}) | "
         f"{best_ratio:.3f} | {step_ratio:.3f} | "
         f"{np.median(wall_ratios):.3f} ({min(wall_ratios):.3f}-{max(wall_ratios):.3f}) |"
@@ -254,21 +278,15 @@ def _section(results, rounds, epochs, samples, load):
         "",
     ]
     for result in results:
-        times, baselines = result["times"], result["baselines"]
         lines += [
             f"Backend: {result['backend']} (default `compile`)",
             "",
-            "| configuration | baseline | CPU ms/epoch | wall ms/epoch | hooks ms/epoch (% of epoch) | "
-            "CPU ratio, paired | CPU ratio, best epochs | CPU ratio, best steps | "
+            "| configuration | baseline | CPU ms/epoch | wall ms/epoch | "
+            "hooks ms/epoch (% of epoch) | CPU ratio, paired | CPU ratio, best epochs | CPU ratio, best steps | "
             "wall ratio, paired |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        lines += [
-            _row(name, rounds_, baselines[name], times.get(baselines[name]),
-                 result["hooks_ms"][name], result["steps"][name],
-                 result["steps"].get(baselines[name]))
-            for name, rounds_ in times.items()
-        ]
+        lines += [_row(result, name) for name in result["times"]]
         lines.append("")
     lines += _conclusion(results)
     lines.append(END)
@@ -277,20 +295,12 @@ def _section(results, rounds, epochs, samples, load):
 
 def _conclusion(results):
     """What the measurements show, from the numbers of this run."""
-    import numpy as np
-
     hooks, spread = [], []
     for result in results:
-        times, baselines = result["times"], result["baselines"]
-        for name, baseline in baselines.items():
-            if baseline is None:
-                continue
-            wall = float(np.median([e[1] for e in sum(times[name], [])]))
-            hooks.append((100 * result["hooks_ms"][name] / (1000 * wall), name, result["backend"]))
-            best = lambda rounds: min(e[0] for e in sum(rounds, []))  # noqa: E731
-            spread.append(best(times[name]) / best(times[baseline]))
-            steps, base_steps = result["steps"][name], result["steps"][baseline]
-            spread.append(min(c for c, _ in steps) / min(c for c, _ in base_steps))
+        for name, baseline in result["baselines"].items():
+            if baseline is not None:
+                hooks.append((_hooks_percent(result, name), name, result["backend"]))
+                spread += _best_ratios(result, name)
     worst = max(hooks)
     return [
         f"The callbacks' own hooks cost at most {worst[0]:.2f} % of an epoch here "
@@ -323,9 +333,9 @@ def _write_section(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
