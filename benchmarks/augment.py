@@ -47,7 +47,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SIZE = 64, 224
 HEADING = "### Geometric layers"
-CROP_SETTING = "RandomResizedCrop + flip, variable sizes, tf.data vs DataLoader(num_workers=2)"
+CROP_SETTING = (
+    "RandomResizedCrop + flip, variable sizes, tf.data vs DataLoader(num_workers=2)"
+)
 OURS_CROP = "RandomResizedCrop(horizontal_flip=True)"
 KERAS_FLIP = "RandomResizedCrop + keras RandomFlip"
 FLOOR = "tf.data floor: same source and batching, no augmentation"
@@ -171,6 +173,7 @@ def affine_contenders(images, quick):
 
         layer(images[:1])  # builds the layer and its seed state
         state = [v.value for v in layer.non_trainable_variables]
+
         def call(state, x):
             return layer.stateless_call([], state, x, training=True)
 
@@ -422,8 +425,8 @@ def report(results, kernels, machine, rounds, load):
         "(1 / ours - 1 / floor)), of which the resize kernel is the part above and "
         "the rest the cost of running its dozen small kernels (the draw, compiled "
         "with XLA into one; a slice; the resize; the flip) as separate "
-        "steps of a `tf.data` map function, per image. A PyTorch `DataLoader` runs whole "
-        "batches per worker process and hands them over in shared memory (a "
+        "steps of a `tf.data` map function, per image. A PyTorch `DataLoader` runs "
+        "whole batches per worker process and hands them over in shared memory (a "
         "multiprocessing pool that pickles batches through a pipe would be several "
         "times slower, and no fair stand-in for it). With the flip "
         "as a separate `keras.layers.RandomFlip` on the float32 batches, the "

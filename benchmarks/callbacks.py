@@ -24,8 +24,14 @@ BEGIN, END = "<!-- section: callbacks -->", "<!-- end section: callbacks -->"
 
 
 HOOKS = (
-    "on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end",
-    "on_test_begin", "on_test_end", "on_epoch_end", "on_train_end",
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_epoch_end",
+    "on_train_end",
 )
 
 
@@ -54,10 +60,9 @@ def _time_hooks(callback, totals, clock):
 
 
 def _measure(rounds, epochs, samples):
-    """Runs in a child process with KERAS_BACKEND set; returns per-config epoch times."""
-    import numpy as np
-
+    """Runs in a child process with KERAS_BACKEND set; returns epoch times per run."""
     import keras
+    import numpy as np
 
     from keras_trainplus.callbacks import EarlyStopping
     from keras_trainplus.callbacks import FreezeUnfreeze
@@ -68,7 +73,7 @@ def _measure(rounds, epochs, samples):
     validation = (x[:128], y[:128])
 
     def build(frozen=()):
-        """The convnet; `frozen`: "backbone" or "bn" layers set untrainable statically."""
+        """The convnet; `frozen`: "backbone" or "bn" layers made untrainable."""
         layers = []
         for i, filters in enumerate((16, 32, 64)):
             layers += [
@@ -77,7 +82,9 @@ def _measure(rounds, epochs, samples):
                 keras.layers.ReLU(name=f"block{i}_relu"),
                 keras.layers.MaxPooling2D(name=f"block{i}_pool"),
             ]
-        backbone = keras.Sequential([keras.Input((32, 32, 3))] + layers, name="backbone")
+        backbone = keras.Sequential(
+            [keras.Input((32, 32, 3))] + layers, name="backbone"
+        )
         if frozen == "backbone":
             backbone.trainable = False
         elif frozen == "bn":
@@ -121,7 +128,9 @@ def _measure(rounds, epochs, samples):
             float(logs["loss"])
             cpu, wall = self.begin.step_start
             if self.begin.epoch > 0:
-                self.steps.append((time.process_time() - cpu, time.perf_counter() - wall))
+                self.steps.append(
+                    (time.process_time() - cpu, time.perf_counter() - wall)
+                )
 
         def on_epoch_end(self, epoch, logs=None):
             cpu, wall = self.begin.start
@@ -134,21 +143,46 @@ def _measure(rounds, epochs, samples):
         "backbone frozen": ("backbone", lambda: [], None),
         "BN frozen": ("bn", lambda: [], None),
         "EarlyStopping(patience=10**6)": (
-            (), lambda: [EarlyStopping(patience=10**6)], "all trainable"),
+            (),
+            lambda: [EarlyStopping(patience=10**6)],
+            "all trainable",
+        ),
         "FreezeUnfreeze, frozen phase": (
-            (), lambda: [FreezeUnfreeze("backbone", freeze_epochs=10**6)], "backbone frozen"),
+            (),
+            lambda: [FreezeUnfreeze("backbone", freeze_epochs=10**6)],
+            "backbone frozen",
+        ),
         "FreezeUnfreeze, unfrozen, multiplier 1": (
-            (), lambda: [FreezeUnfreeze("backbone", freeze_epochs=0,
-                                        backbone_learning_rate_multiplier=1.0)], "BN frozen"),
+            (),
+            lambda: [
+                FreezeUnfreeze(
+                    "backbone", freeze_epochs=0, backbone_learning_rate_multiplier=1.0
+                )
+            ],
+            "BN frozen",
+        ),
         "FreezeUnfreeze, unfrozen, multiplier 0.1": (
-            (), lambda: [FreezeUnfreeze("backbone", freeze_epochs=0)], "BN frozen"),
+            (),
+            lambda: [FreezeUnfreeze("backbone", freeze_epochs=0)],
+            "BN frozen",
+        ),
         "FreezeUnfreeze, unfrozen, train_bn, multiplier 1": (
-            (), lambda: [FreezeUnfreeze("backbone", freeze_epochs=0, train_bn=True,
-                                        backbone_learning_rate_multiplier=1.0)],
-            "all trainable"),
+            (),
+            lambda: [
+                FreezeUnfreeze(
+                    "backbone",
+                    freeze_epochs=0,
+                    train_bn=True,
+                    backbone_learning_rate_multiplier=1.0,
+                )
+            ],
+            "all trainable",
+        ),
     }
     times = {name: [] for name in configs}  # per round: [(cpu, wall) per epoch]
-    steps = {name: [] for name in configs}  # [(cpu, wall) per step], epochs after the first
+    steps = {
+        name: [] for name in configs
+    }  # [(cpu, wall) per step], epochs after the first
     hook_seconds = {name: {} for name in configs}  # hook -> wall seconds, all rounds
     for _ in range(rounds):
         for name, (frozen, callbacks, _) in configs.items():
@@ -157,15 +191,23 @@ def _measure(rounds, epochs, samples):
             start = EpochStart()
             end = EpochEnd(start)
             timed = [_time_hooks(c, hook_seconds[name], start) for c in callbacks()]
-            model.fit(x, y, batch_size=64, epochs=epochs, validation_data=validation,
-                      verbose=0, callbacks=[start] + timed + [end])
+            model.fit(
+                x,
+                y,
+                batch_size=64,
+                epochs=epochs,
+                validation_data=validation,
+                verbose=0,
+                callbacks=[start] + timed + [end],
+            )
             times[name].append(end.times[1:])
             steps[name] += end.steps
             keras.backend.clear_session()
     # Per epoch after the first: the hooks called every epoch (not once per fit).
     per_fit = ("on_train_begin", "on_train_end")
     hooks_ms = {
-        name: 1000 * sum(t for h, t in totals.items() if h not in per_fit)
+        name: 1000
+        * sum(t for h, t in totals.items() if h not in per_fit)
         / (rounds * (epochs - 1))
         for name, totals in hook_seconds.items()
     }
@@ -224,7 +266,8 @@ def _row(result, name):
 
     def ratios(column):
         return [
-            _median(r, column) / _median(b, column) for r, b in zip(rounds, baseline_rounds)
+            _median(r, column) / _median(b, column)
+            for r, b in zip(rounds, baseline_rounds)
         ]
 
     cpu_ratios, wall_ratios = ratios(0), ratios(1)
@@ -233,9 +276,11 @@ def _row(result, name):
     return (
         f"| {name} | {baseline} | {1000 * cpu:.0f} | {1000 * wall:.0f} | "
         f"{hooks_ms:.2f} ({_hooks_percent(result, name):.2f} %) | "
-        f"**{np.median(cpu_ratios):.3f}** ({min(cpu_ratios):.3f}-{max(cpu_ratios):.3f}) | "
+        f"**{np.median(cpu_ratios):.3f}** "
+        f"({min(cpu_ratios):.3f}-{max(cpu_ratios):.3f}) | "
         f"{best_ratio:.3f} | {step_ratio:.3f} | "
-        f"{np.median(wall_ratios):.3f} ({min(wall_ratios):.3f}-{max(wall_ratios):.3f}) |"
+        f"{np.median(wall_ratios):.3f} "
+        f"({min(wall_ratios):.3f}-{max(wall_ratios):.3f}) |"
     )
 
 
@@ -282,7 +327,8 @@ def _section(results, rounds, epochs, samples, load):
             f"Backend: {result['backend']} (default `compile`)",
             "",
             "| configuration | baseline | CPU ms/epoch | wall ms/epoch | "
-            "hooks ms/epoch (% of epoch) | CPU ratio, paired | CPU ratio, best epochs | CPU ratio, best steps | "
+            "hooks ms/epoch (% of epoch) | CPU ratio, paired | "
+            "CPU ratio, best epochs | CPU ratio, best steps | "
             "wall ratio, paired |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
@@ -347,9 +393,21 @@ def main():
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         output = subprocess.run(
-            [sys.executable, __file__, "--child", "--rounds", str(args.rounds),
-             "--epochs", str(args.epochs), "--samples", str(args.samples)],
-            env=env, check=True, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--rounds",
+                str(args.rounds),
+                "--epochs",
+                str(args.epochs),
+                "--samples",
+                str(args.samples),
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
         ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     section = _section(results, args.rounds, args.epochs, args.samples, load)

@@ -161,8 +161,13 @@ def main():
     for backend in args.backends.split(","):
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        command = [sys.executable, __file__, "--child", f"--batches={args.batches}",
-                   f"--repeats={args.repeats}"]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            f"--batches={args.batches}",
+            f"--repeats={args.repeats}",
+        ]
         result = subprocess.run(
             command, env=env, capture_output=True, text=True, check=True
         )

@@ -48,7 +48,7 @@ BYTES_PER_PARAM.update(
 
 
 def resnet50_shapes():
-    """Trainable shapes of a ResNet-50 (conv kernels, batch-norm scales/offsets, head)."""
+    """Trainable shapes of a ResNet-50: conv kernels, batch-norm parameters, head."""
     shapes = [(7, 7, 3, 64), (64,), (64,)]
     channels = 64
     for mid, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
@@ -63,7 +63,10 @@ def resnet50_shapes():
     return shapes + [(2048, 1000), (1000,)]
 
 
-SIZES = {"10M (10 x 1000x1000)": [(1000, 1000)] * 10, "ResNet-50 (25.6M)": resnet50_shapes()}
+SIZES = {
+    "10M (10 x 1000x1000)": [(1000, 1000)] * 10,
+    "ResNet-50 (25.6M)": resnet50_shapes(),
+}
 
 
 def _arrays(shapes, seed):
@@ -90,18 +93,22 @@ def keras_candidates(backend):
     ours = {
         "Nesterov": lambda: ktp.optimizers.Nesterov(1e-3, momentum=0.9),
         "RAdam": lambda: ktp.optimizers.RAdam(1e-3),
-        "LookAhead(Adam)": lambda: ktp.optimizers.LookAhead(keras.optimizers.Adam(1e-3), 5, 0.5),
+        "LookAhead(Adam)": lambda: ktp.optimizers.LookAhead(
+            keras.optimizers.Adam(1e-3), 5, 0.5
+        ),
         "Ranger": lambda: ktp.optimizers.Ranger(1e-3),
     }
     theirs = {
-        "SGD(nesterov)": lambda: keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True),
+        "SGD(nesterov)": lambda: keras.optimizers.SGD(
+            1e-3, momentum=0.9, nesterov=True
+        ),
         "Adam": lambda: keras.optimizers.Adam(1e-3),
     }
     return {**ours, **theirs}
 
 
 def keras_step(make, shapes, backend):
-    """Returns `run(n)`: n update steps of a fresh Keras optimizer, blocking at the end."""
+    """Returns `run(n)`: n steps of a fresh Keras optimizer, blocking at the end."""
     import keras
 
     variables = [keras.Variable(a) for a in _arrays(shapes, 0)]
@@ -159,7 +166,9 @@ def optax_step(name, shapes):
         tx = optax.lookahead(optax.adam(1e-3), 5, 0.5)
         # Separate buffers for slow and fast (`init_synced` shares them, which
         # donation rejects).
-        params = optax.LookaheadParams(fast=params, slow=[jax.numpy.copy(p) for p in params])
+        params = optax.LookaheadParams(
+            fast=params, slow=[jax.numpy.copy(p) for p in params]
+        )
     else:
         tx = {
             "optax.radam": lambda: optax.radam(1e-3),
@@ -246,13 +255,16 @@ def run_backend(backend, reps):
             ("Adam", "optax.adam"),
         ]
     if backend == "torch":
-        pairs += [("Nesterov", "torch.optim.SGD(nesterov)"), ("RAdam", "torch.optim.RAdam")]
+        pairs += [
+            ("Nesterov", "torch.optim.SGD(nesterov)"),
+            ("RAdam", "torch.optim.RAdam"),
+        ]
     rows = []
     for size, shapes in SIZES.items():
         n_params = int(sum(np.prod(s) for s in shapes))
         for ours, theirs in pairs:
 
-            def make(name):
+            def make(name, shapes):
                 if name.startswith("optax."):
                     return lambda: optax_step(name, shapes)
                 if name.startswith("torch."):
@@ -260,8 +272,10 @@ def run_backend(backend, reps):
                 return lambda: keras_step(candidates[name], shapes, backend)
 
             steps = STEPS_PER_REP.get(ours, DEFAULT_STEPS_PER_REP)
-            result = compare(make(ours), make(theirs), reps, steps)
-            result.update(backend=backend, size=size, n_params=n_params, ours=ours, theirs=theirs)
+            result = compare(make(ours, shapes), make(theirs, shapes), reps, steps)
+            result.update(
+                backend=backend, size=size, n_params=n_params, ours=ours, theirs=theirs
+            )
             print(json.dumps(result), file=sys.stderr, flush=True)
             rows.append(result)
     return rows
@@ -312,7 +326,8 @@ def _markdown(rows, bandwidth, machine):
     return "\n".join(lines)
 
 
-def write_section(markdown, path=os.path.join(ROOT, "BENCHMARKS.md")):
+def write_section(markdown, path=None):
+    path = path or os.path.join(ROOT, "BENCHMARKS.md")
     start, end = "<!-- section: optimizers -->", "<!-- end section: optimizers -->"
     with open(path) as f:
         text = f.read()
@@ -345,14 +360,18 @@ def main():
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--no-write", action="store_true", help="print, do not edit BENCHMARKS.md")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print, do not edit BENCHMARKS.md"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_backend(args.child, args.reps)))
         return
     rows = []
     for backend in args.backends.split(","):
-        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+        env = dict(
+            os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"
+        )
         out = subprocess.run(
             [sys.executable, __file__, "--child", backend, "--reps", str(args.reps)],
             env=env,

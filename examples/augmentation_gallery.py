@@ -66,7 +66,11 @@ def columns():
         (
             "RandomAffine(rotation, translation,\nzoom, stretch, shear)",
             layers.RandomAffine(
-                rotation=0.1, translation=0.1, zoom=0.2, stretch=0.2, shear=0.2,
+                rotation=0.1,
+                translation=0.1,
+                zoom=0.2,
+                stretch=0.2,
+                shear=0.2,
                 seed=3,
             ),
         ),

@@ -70,7 +70,7 @@ def residual_block(x, filters, stride):
 
 
 def resnet(depth, num_classes, width=16):
-    """ResNet-`depth` for 32x32 images (depth = 6n + 2), He et al. (2016) section 4.2."""
+    """ResNet-`depth` for 32x32 images (depth = 6n + 2), He et al. (2016) sec. 4.2."""
     blocks = (depth - 2) // 6
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)

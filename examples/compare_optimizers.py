@@ -38,7 +38,12 @@ def load_cifar10():
     import tensorflow_datasets as tfds
 
     train, test = tfds.as_numpy(
-        tfds.load("cifar10", split=["train[:10000]", "test[:2000]"], batch_size=-1, as_supervised=True)
+        tfds.load(
+            "cifar10",
+            split=["train[:10000]", "test[:2000]"],
+            batch_size=-1,
+            as_supervised=True,
+        )
     )
     scale = lambda x: (x / 255.0).astype("float32")  # noqa: E731
     return (scale(train[0]), train[1]), (scale(test[0]), test[1]), "CIFAR-10 (10k/2k)"
@@ -59,7 +64,9 @@ def convnet(input_shape):
 
 OPTIMIZERS = {
     "Adam (Keras)": lambda: keras.optimizers.Adam(3e-3),
-    "SGD nesterov (Keras)": lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "SGD nesterov (Keras)": lambda: keras.optimizers.SGD(
+        0.05, momentum=0.9, nesterov=True
+    ),
     "Nesterov": lambda: ktp.optimizers.Nesterov(
         0.05, momentum=0.9, initial_momentum=0.5, momentum_warmup_steps=50
     ),
@@ -87,8 +94,10 @@ def main():
         except ImportError:
             print("tensorflow_datasets is not installed: using the digits.")
     (x_train, y_train), (x_val, y_val), name = loader()
-    print(f"{name}: {len(x_train)} training, {len(x_val)} validation images; "
-          f"backend {keras.backend.backend()}, {args.epochs} epochs")
+    print(
+        f"{name}: {len(x_train)} training, {len(x_val)} validation images; "
+        f"backend {keras.backend.backend()}, {args.epochs} epochs"
+    )
 
     keras.utils.set_random_seed(0)
     initial = convnet(x_train.shape[1:]).get_weights()
@@ -101,7 +110,9 @@ def main():
         optimizer = make()
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
         start = time.perf_counter()
-        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
+        model.fit(
+            x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=0
+        )
         seconds = time.perf_counter() - start
         accuracy = model.evaluate(x_val, y_val, verbose=0)[1]
         slow = "-"

@@ -91,7 +91,9 @@ def train(model, data, epochs, learning_rate, callbacks=(), batch_size=32):
         keras.optimizers.SGD(learning_rate, momentum=0.9),
         "sparse_categorical_crossentropy",
     )
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=list(callbacks))
+    model.fit(
+        x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=list(callbacks)
+    )
     return model
 
 
@@ -110,16 +112,25 @@ def run_seed(data, seed, epochs, cycles, peak, folder):
     results = {}
 
     model = make_model(shape, classes, seed)
-    results["single model"] = accuracy(train(model, data, epochs, cosine(data, epochs, peak)), data)
+    results["single model"] = accuracy(
+        train(model, data, epochs, cosine(data, epochs, peak)), data
+    )
 
     snapshots = SnapshotEnsemble(os.path.join(folder, f"snapshots-{seed}"), cycles)
     model = train(make_model(shape, classes, seed), data, epochs, peak, [snapshots])
-    results[f"snapshot ensemble (M={cycles})"] = accuracy(snapshots.build_ensemble(), data)
+    results[f"snapshot ensemble (M={cycles})"] = accuracy(
+        snapshots.build_ensemble(), data
+    )
     results["last snapshot alone"] = accuracy(model, data)
 
     short = epochs // cycles
     members = [
-        train(make_model(shape, classes, 1000 * seed + i), data, short, cosine(data, short, peak))
+        train(
+            make_model(shape, classes, 1000 * seed + i),
+            data,
+            short,
+            cosine(data, short, peak),
+        )
         for i in range(cycles)
     ]
     results[f"{cycles} independent models ({short} epochs each)"] = accuracy(
@@ -133,12 +144,17 @@ def run_seed(data, seed, epochs, cycles, peak, folder):
     results["SWA (last quarter averaged)"] = accuracy(model, data)
 
     members = [
-        train(make_model(shape, classes, 2000 * seed + i), data, epochs, cosine(data, epochs, peak))
+        train(
+            make_model(shape, classes, 2000 * seed + i),
+            data,
+            epochs,
+            cosine(data, epochs, peak),
+        )
         for i in range(cycles)
     ]
-    results[f"reference: {cycles} independent models, {epochs} epochs each ({cycles}x cost)"] = (
-        accuracy(AveragingEnsemble(members), data)
-    )
+    results[
+        f"reference: {cycles} independent models, {epochs} epochs each ({cycles}x cost)"
+    ] = accuracy(AveragingEnsemble(members), data)
     return results
 
 
@@ -174,7 +190,8 @@ def table(all_results, baseline):
     return "\n".join(lines)
 
 
-def write_section(text, path=os.path.join(ROOT, "BENCHMARKS.md")):
+def write_section(text, path=None):
+    path = path or os.path.join(ROOT, "BENCHMARKS.md")
     with open(path) as f:
         content = f.read()
     pattern = re.compile(
@@ -192,11 +209,15 @@ def write_section(text, path=os.path.join(ROOT, "BENCHMARKS.md")):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
-    parser.add_argument("--epochs", type=int, default=40, help="total budget per method")
+    parser.add_argument(
+        "--epochs", type=int, default=40, help="total budget per method"
+    )
     parser.add_argument("--cycles", type=int, default=5, help="snapshots / members (M)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--no-write", action="store_true", help="do not edit BENCHMARKS.md")
+    parser.add_argument(
+        "--no-write", action="store_true", help="do not edit BENCHMARKS.md"
+    )
     args = parser.parse_args()
 
     started = time.time()
@@ -206,9 +227,14 @@ def main():
         for seed in range(args.seeds):
             data = load_digits(seed) if fixed is None else fixed
             test_size = len(data[1][1])
-            results = run_seed(data, seed, args.epochs, args.cycles, args.learning_rate, folder)
+            results = run_seed(
+                data, seed, args.epochs, args.cycles, args.learning_rate, folder
+            )
             all_results.append(results)
-            print(f"seed {seed}: " + ", ".join(f"{k}: {100 * v:.2f}" for k, v in results.items()))
+            print(
+                f"seed {seed}: "
+                + ", ".join(f"{k}: {100 * v:.2f}" for k, v in results.items())
+            )
     elapsed = time.time() - started
     body = table(all_results, "single model")
     print(body)
@@ -219,24 +245,29 @@ def main():
         if args.dataset == "digits"
         else "CIFAR-10 (TensorFlow Datasets), small convnet"
     )
-    varying = "split, initializations and shuffling" if fixed is None else "initializations and shuffling"
+    varying = (
+        "split, initializations and shuffling"
+        if fixed is None
+        else "initializations and shuffling"
+    )
     text = f"""## Ensembles (`examples/ensembles.py`)
 
 {dataset}; SGD with momentum 0.9, batch 32, peak rate {args.learning_rate}; every method
 gets the same budget of {args.epochs} epochs, except the last (reference) row;
 {args.seeds} seeds (the {varying} change with the seed).
 Snapshot ensemble: one run with `SnapshotEnsemble(num_snapshots={args.cycles})`
-driving the paper's restarted cosine rate; independent models: {args.cycles} models of
-{args.epochs // args.cycles} epochs (cosine decay), probabilities averaged; SWA: constant
-rate, then the weights of the last {max(1, args.epochs // 4)} epochs averaged at a fifth of the
-rate. Accuracy on the held-out split, in %; "vs single model" is the mean over seeds
-of the per-seed difference.
+driving the paper's restarted cosine rate; independent models: {args.cycles} models
+of {args.epochs // args.cycles} epochs (cosine decay), probabilities averaged; SWA:
+constant rate, then the weights of the last {max(1, args.epochs // 4)} epochs averaged
+at a fifth of the rate. Accuracy on the held-out split, in %; "vs single model" is the
+mean over seeds of the per-seed difference.
 
 {body}
 
-Measured by `python examples/ensembles.py` on {platform.machine()} / {platform.system()},
-{os.cpu_count()} CPU cores (a shared, loaded machine), Keras {keras.__version__} with the
-{keras.backend.backend()} backend, in {elapsed / 60:.1f} min.
+Measured by `python examples/ensembles.py` on {platform.machine()} /
+{platform.system()}, {os.cpu_count()} CPU cores (a shared, loaded machine), Keras
+{keras.__version__} with the {keras.backend.backend()} backend, in
+{elapsed / 60:.1f} min.
 
 Gain over the single model, mean ± standard deviation over seeds of the per-seed
 difference: {gains(all_results, "single model")}. The lecture claims about +2 points

@@ -144,12 +144,16 @@ def summarize(runs):
         grid = np.array([max(t["score"] for t in r[f"grid{size}"]) for r in runs])
         rand = random_curves[:, budget - 1]
         lr_random = np.mean(
-            [len({t["values"]["learning_rate"] for t in r["random"][:budget]})
-             for r in runs]
+            [
+                len({t["values"]["learning_rate"] for t in r["random"][:budget]})
+                for r in runs
+            ]
         )
         lr_grid = np.mean(
-            [len({t["values"]["learning_rate"] for t in r[f"grid{size}"]})
-             for r in runs]
+            [
+                len({t["values"]["learning_rate"] for t in r[f"grid{size}"]})
+                for r in runs
+            ]
         )
         rows.append(
             {
@@ -298,8 +302,9 @@ def report(record, output_dir, benchmarks):
     runs = record["runs"]
     rows, random_curves = summarize(runs)
     markdown = table(rows, len(runs))
-    trials = sum(len(trials) for run in runs for key, trials in run.items()
-                 if key != "seed")
+    trials = sum(
+        len(trials) for run in runs for key, trials in run.items() if key != "seed"
+    )
     text = (
         "### Random vs grid search (`examples/random_vs_grid.py`)\n\n"
         f"{record['dataset']}, MLP 64-64-10, {record['epochs']} epochs per trial, "

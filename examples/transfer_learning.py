@@ -21,16 +21,16 @@ set; there is no pretraining step.
 
 Usage:
     python examples/transfer_learning.py              # offline digits
-    python examples/transfer_learning.py --dataset tf_flowers --preset resnet_18_imagenet
+    python examples/transfer_learning.py --dataset tf_flowers \
+        --preset resnet_18_imagenet
 """
 
 import argparse
 import time
 
-import numpy as np
-
 import keras
 import keras_hub
+import numpy as np
 
 from keras_trainplus.callbacks import EarlyStopping
 from keras_trainplus.callbacks import FreezeUnfreeze
@@ -89,19 +89,31 @@ def classifier(backbone, classes, learning_rate):
 
 def fine_tune(name, backbone, data, args):
     (x, y), (x_val, y_val), (x_test, y_test) = data
-    model = classifier(backbone, 5 if args.offline else args.classes, args.learning_rate)
+    model = classifier(
+        backbone, 5 if args.offline else args.classes, args.learning_rate
+    )
     stop = EarlyStopping(monitor="val_loss", patience=args.patience)
     callbacks = [stop]
     if name == "freeze-unfreeze":
-        callbacks.insert(0, FreezeUnfreeze(
-            backbone,
-            freeze_epochs=args.freeze_epochs,
-            unfreeze_every=2,
-            backbone_learning_rate_multiplier=0.1,
-        ))
+        callbacks.insert(
+            0,
+            FreezeUnfreeze(
+                backbone,
+                freeze_epochs=args.freeze_epochs,
+                unfreeze_every=2,
+                backbone_learning_rate_multiplier=0.1,
+            ),
+        )
     start = time.perf_counter()
-    history = model.fit(x, y, validation_data=(x_val, y_val), epochs=args.epochs,
-                        batch_size=args.batch_size, verbose=0, callbacks=callbacks)
+    history = model.fit(
+        x,
+        y,
+        validation_data=(x_val, y_val),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        verbose=0,
+        callbacks=callbacks,
+    )
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     return {
@@ -141,11 +153,15 @@ def with_tfds(args):
     split = ["train[:70%]", "train[70%:85%]", "train[85%:]"]
     if args.dataset == "cifar10":
         split = ["train[:45000]", "train[45000:]", "test"]
-    datasets, info = tfds.load(args.dataset, split=split, as_supervised=True, with_info=True)
+    datasets, info = tfds.load(
+        args.dataset, split=split, as_supervised=True, with_info=True
+    )
     args.classes = info.features["label"].num_classes
 
     def arrays(dataset):
-        dataset = dataset.map(lambda x, y: (tf.image.resize(x, (args.image_size,) * 2), y))
+        dataset = dataset.map(
+            lambda x, y: (tf.image.resize(x, (args.image_size,) * 2), y)
+        )
         x, y = zip(*tfds.as_numpy(dataset))
         return np.stack(x).astype("float32"), np.array(y)
 
@@ -162,10 +178,18 @@ def with_tfds(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true", default=True,
-                        help="scikit-learn digits, no download (the default)")
-    parser.add_argument("--dataset", choices=["tf_flowers", "cifar10"], default=None,
-                        help="use tensorflow_datasets instead (downloads)")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=True,
+        help="scikit-learn digits, no download (the default)",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=["tf_flowers", "cifar10"],
+        default=None,
+        help="use tensorflow_datasets instead (downloads)",
+    )
     parser.add_argument("--preset", default="resnet_18_imagenet")
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--per-class", type=int, default=5)
@@ -180,12 +204,21 @@ def main():
     args.offline = args.dataset is None
     results = offline(args) if args.offline else with_tfds(args)
 
-    data = "digits 5-9, %d labelled per class" % args.per_class if args.offline else args.dataset
+    data = (
+        f"digits 5-9, {args.per_class} labelled per class"
+        if args.offline
+        else args.dataset
+    )
     print(f"\nFine-tuning on {data} ({keras.backend.backend()} backend):")
-    print(f"{'variant':<16} {'test acc':>8} {'epochs':>6} {'best':>4}  {'stopped by':<16} {'s':>6}")
+    print(
+        f"{'variant':<16} {'test acc':>8} {'epochs':>6} {'best':>4}  "
+        f"{'stopped by':<16} {'s':>6}"
+    )
     for r in results:
-        print(f"{r['name']:<16} {r['test_accuracy']:>8.3f} {r['epochs']:>6} "
-              f"{r['best_epoch']:>4}  {r['stop_reason']:<16} {r['seconds']:>6.1f}")
+        print(
+            f"{r['name']:<16} {r['test_accuracy']:>8.3f} {r['epochs']:>6} "
+            f"{r['best_epoch']:>4}  {r['stop_reason']:<16} {r['seconds']:>6.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The only place keras_trainplus touches private Keras (`keras.src`).
 
 Each hook here exists because Keras 3 offers no public equivalent; each is covered by
-a test (`tests/test_compat.py` and the tests of its callers), and the supported Keras range is pinned in `pyproject.toml`.
+a test (`tests/test_compat.py` and the tests of its callers), and the supported Keras
+range is pinned in `pyproject.toml`.
 """
 
 
@@ -16,7 +17,8 @@ def data_layer_class():
 
     Subclasses compute with `self.backend.numpy`, `.image`, `.random`, `.core`,
     `.math` and `.nn` (the per-backend op modules behind `keras.ops`), and draw random
-    numbers with the generator returned by `self._get_seed_generator(self.backend.name)`.
+    numbers with the generator returned by
+    `self._get_seed_generator(self.backend.name)`.
     """
     from keras.src.layers.preprocessing.data_layer import DataLayer
 

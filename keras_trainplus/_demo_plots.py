@@ -41,7 +41,8 @@ def schedules_figure(plt, schedule, schedule_steps, cycle_steps):
     )
     axes[1].set_title("CyclicCosineDecay: snapshot cycles")
     ktp.schedules.plot(
-        ktp.schedules.OneCycle(0.05, total_steps=schedule_steps), schedule_steps,
+        ktp.schedules.OneCycle(0.05, total_steps=schedule_steps),
+        schedule_steps,
         ax=axes[2],
     )
     axes[2].set_title("OneCycle")
@@ -51,22 +52,19 @@ def schedules_figure(plt, schedule, schedule_steps, cycle_steps):
 def gallery_figure(plt, samples, augment, mixup, count=8):
     images, labels = samples[0][:count], samples[1][:count]
     augmented = keras.ops.convert_to_numpy(augment(images))
-    mixed, mixed_labels = (
-        keras.ops.convert_to_numpy(t) for t in mixup(images, labels)
-    )
+    mixed, mixed_labels = (keras.ops.convert_to_numpy(t) for t in mixup(images, labels))
     rows = [
         ("original", images, [str(y) for y in labels]),
         ("RandomAffine", augmented, [str(y) for y in labels]),
         (
             "Mixup",
             mixed,
-            [
-                "/".join(str(k) for k in np.argsort(-row)[:2])
-                for row in mixed_labels
-            ],
+            ["/".join(str(k) for k in np.argsort(-row)[:2]) for row in mixed_labels],
         ),
     ]
-    figure, axes = plt.subplots(len(rows), count, figsize=(count * 1.2, len(rows) * 1.4))
+    figure, axes = plt.subplots(
+        len(rows), count, figsize=(count * 1.2, len(rows) * 1.4)
+    )
     for r, (title, batch, captions) in enumerate(rows):
         for c in range(count):
             axis = axes[r, c]
@@ -108,8 +106,19 @@ def ensemble_figure(plt, rows, member_accuracies):
     return figure
 
 
-def write_all(directory, *, schedule, schedule_steps, cycle_steps, samples, augment,
-              mixup, history, rows, member_accuracies):
+def write_all(
+    directory,
+    *,
+    schedule,
+    schedule_steps,
+    cycle_steps,
+    samples,
+    augment,
+    mixup,
+    history,
+    rows,
+    member_accuracies,
+):
     """Writes every figure; returns the paths."""
     plt = _pyplot()
     figures = {

@@ -91,7 +91,7 @@ def accuracy(model, x, y):
 
 
 def run_main_model(data, args, budget):
-    """Ranger + WarmUp(CosineDecay), RandomAffine and Mixup in tf.data, EarlyStopping."""
+    """Ranger + WarmUp(CosineDecay); RandomAffine, Mixup in tf.data; EarlyStopping."""
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     steps_per_epoch = -(-len(x_train) // BATCH_SIZE)
     total_steps = budget["epochs"] * steps_per_epoch
@@ -219,7 +219,9 @@ def run_transfer(data, args, budget):
         rows.append(
             {
                 "run": f"digits 5-9, {budget['few_shots']} examples: {label}",
-                "test_accuracy": accuracy(model, x_test[high_test], y_test[high_test] - 5),
+                "test_accuracy": accuracy(
+                    model, x_test[high_test], y_test[high_test] - 5
+                ),
                 "epochs": len(history.history["loss"]),
                 "seconds": time.perf_counter() - start,
                 "note": "backbone pretrained on digits 0-4"
@@ -233,20 +235,37 @@ def run_transfer(data, args, budget):
 def budgets(quick):
     if quick:
         return dict(
-            epochs=3, patience=2, snapshots=2, snapshot_epochs=2, pretrain_epochs=1,
-            few_shots=50, freeze_epochs=1, finetune_epochs=2,
+            epochs=3,
+            patience=2,
+            snapshots=2,
+            snapshot_epochs=2,
+            pretrain_epochs=1,
+            few_shots=50,
+            freeze_epochs=1,
+            finetune_epochs=2,
         )
     return dict(
-        epochs=40, patience=10, snapshots=5, snapshot_epochs=40, pretrain_epochs=15,
-        few_shots=100, freeze_epochs=5, finetune_epochs=40,
+        epochs=40,
+        patience=10,
+        snapshots=5,
+        snapshot_epochs=40,
+        pretrain_epochs=15,
+        few_shots=100,
+        freeze_epochs=5,
+        finetune_epochs=40,
     )
 
 
 def format_table(rows):
     header = ("run", "test accuracy", "epochs", "seconds", "note")
     lines = [
-        (r["run"], f"{r['test_accuracy']:.4f}", str(r["epochs"]), f"{r['seconds']:.1f}",
-         r["note"])
+        (
+            r["run"],
+            f"{r['test_accuracy']:.4f}",
+            str(r["epochs"]),
+            f"{r['seconds']:.1f}",
+            r["note"],
+        )
         for r in rows
     ]
     widths = [max(len(x) for x in column) for column in zip(header, *lines)]
@@ -265,8 +284,10 @@ def run(args):
     os.makedirs(args.output_dir, exist_ok=True)
     budget = budgets(args.quick)
     data = load_digits(args.seed)
-    print(f"keras_trainplus demo: Keras {keras.__version__}, backend "
-          f"{keras.backend.backend()}, {'quick' if args.quick else 'full'} run")
+    print(
+        f"keras_trainplus demo: Keras {keras.__version__}, backend "
+        f"{keras.backend.backend()}, {'quick' if args.quick else 'full'} run"
+    )
 
     main_row, history, schedule, augment, mixup = run_main_model(data, args, budget)
     snapshot_rows, members = run_snapshot_ensemble(

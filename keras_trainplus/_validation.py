@@ -70,6 +70,15 @@ def check_number(
     return value
 
 
+def check_bool(name, value):
+    """Validates a boolean argument (`True` or `False`, not `1`) and returns it."""
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"Argument `{name}` must be a bool. Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_choice(name, value, choices):
     """Validates that `value` is one of `choices` and returns it."""
     if value not in choices:

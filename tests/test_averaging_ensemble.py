@@ -12,8 +12,13 @@ from tests.helpers.config import assert_config_roundtrip
 def mlp(seed, hidden, activation="softmax", inputs=6, classes=4):
     init = keras.initializers.GlorotUniform(seed)
     layers = [keras.Input((inputs,))]
-    layers += [keras.layers.Dense(h, activation="tanh", kernel_initializer=init) for h in hidden]
-    layers.append(keras.layers.Dense(classes, activation=activation, kernel_initializer=init))
+    layers += [
+        keras.layers.Dense(h, activation="tanh", kernel_initializer=init)
+        for h in hidden
+    ]
+    layers.append(
+        keras.layers.Dense(classes, activation=activation, kernel_initializer=init)
+    )
     return keras.Sequential(layers)
 
 
@@ -44,12 +49,20 @@ def data(rng):
 def test_output_is_mean_of_members(data, mode, compile_kwargs, method):
     x, y = data
     activation = "softmax" if method == "probabilities" else None
-    members = [mlp(0, [8], activation), mlp(1, [5, 7], activation), mlp(2, [], activation)]
+    members = [
+        mlp(0, [8], activation),
+        mlp(1, [5, 7], activation),
+        mlp(2, [], activation),
+    ]
     ensemble = AveragingEnsemble(members, method=method)
     expected = np.mean(member_outputs(members, x), axis=0)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=method == "logits")
-    ensemble.compile(loss=loss, metrics=["sparse_categorical_accuracy"], **compile_kwargs)
-    np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    ensemble.compile(
+        loss=loss, metrics=["sparse_categorical_accuracy"], **compile_kwargs
+    )
+    np.testing.assert_allclose(
+        ensemble.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6
+    )
 
     # evaluate: the loss and accuracy of the pooled prediction, computed in NumPy.
     if method == "logits":
@@ -85,8 +98,14 @@ def fixed_vote_member(kernel):
 def test_vote_majority_and_ties():
     eye = np.eye(3)
     to_class_2 = eye[:, [2, 1, 0]]  # x = e_0 votes class 2 with this member
-    members = [fixed_vote_member(eye), fixed_vote_member(to_class_2), fixed_vote_member(eye)]
-    x = np.eye(3, dtype="float32")  # member votes: x=e0 -> (0, 2, 0); e1 -> (1,1,1); e2 -> (2, 0, 2)
+    members = [
+        fixed_vote_member(eye),
+        fixed_vote_member(to_class_2),
+        fixed_vote_member(eye),
+    ]
+    x = np.eye(
+        3, dtype="float32"
+    )  # member votes: x=e0 -> (0, 2, 0); e1 -> (1,1,1); e2 -> (2, 0, 2)
     votes = keras.ops.convert_to_numpy(AveragingEnsemble(members, method="vote")(x))
     np.testing.assert_allclose(
         votes, [[2 / 3, 0, 1 / 3], [0, 1, 0], [1 / 3, 0, 2 / 3]], rtol=1e-6
@@ -98,8 +117,12 @@ def test_vote_majority_and_ties():
     shares = keras.ops.convert_to_numpy(tie(x))
     np.testing.assert_allclose(shares, [[0.5, 0, 0.5], [0, 1, 0], [0.5, 0, 0.5]])
     np.testing.assert_array_equal(np.argmax(shares, axis=1), [0, 1, 0])
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(keras.ops.argmax(tie(x), axis=-1)), [0, 1, 0])
-    tie.compile(loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(keras.ops.argmax(tie(x), axis=-1)), [0, 1, 0]
+    )
+    tie.compile(
+        loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"]
+    )
     _, accuracy = tie.evaluate(x, np.array([0, 1, 0]), verbose=0)
     assert accuracy == 1.0
 
@@ -111,18 +134,24 @@ def test_vote_majority_and_ties():
 @pytest.mark.smoke
 def test_save_load_roundtrip(tmp_path, data):
     x, _ = data
-    ensemble = AveragingEnsemble([mlp(0, [8]), functional(1)], weights=[1, 2], method="logits")
+    ensemble = AveragingEnsemble(
+        [mlp(0, [8]), functional(1)], weights=[1, 2], method="logits"
+    )
     expected = keras.ops.convert_to_numpy(ensemble(x))
     path = str(tmp_path / "ensemble.keras")
     ensemble.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, AveragingEnsemble)
     assert loaded.method == "logits"
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7
+    )
 
 
 def test_config_roundtrip():
-    assert_config_roundtrip(AveragingEnsemble([mlp(0, [3]), mlp(1, [])], weights=[1, 1]))
+    assert_config_roundtrip(
+        AveragingEnsemble([mlp(0, [3]), mlp(1, [])], weights=[1, 1])
+    )
 
 
 def test_from_files(tmp_path, data):
@@ -135,7 +164,10 @@ def test_from_files(tmp_path, data):
     ensemble = AveragingEnsemble.from_files(paths, weights=[1, 3])
     outputs = member_outputs(members, x)
     np.testing.assert_allclose(
-        ensemble.predict(x, verbose=0), 0.25 * outputs[0] + 0.75 * outputs[1], rtol=1e-5, atol=1e-6
+        ensemble.predict(x, verbose=0),
+        0.25 * outputs[0] + 0.75 * outputs[1],
+        rtol=1e-5,
+        atol=1e-6,
     )
     with pytest.raises(ValueError, match=r"Argument `paths` must be a non-empty list"):
         AveragingEnsemble.from_files([])
@@ -153,14 +185,38 @@ class Subclassed(keras.Model):
 @pytest.mark.parametrize(
     "make,message",
     [
-        (lambda: dict(models=[]), r"Argument `models` must be a non-empty list of Keras models. Received: models=\[\]"),
-        (lambda: dict(models=[mlp(0, [3]), mlp(1, [3], inputs=5)]), r"agree on input and output shapes. Member 0 .* input \(6,\) .* member 1 .* input \(5,\)"),
-        (lambda: dict(models=[mlp(0, [3]), mlp(1, [3], classes=3)]), r"agree on input and output shapes.*output \(4,\).*output \(3,\)"),
-        (lambda: dict(models=[mlp(0, [3])], method="median"), r"Argument `method` must be one of 'probabilities', 'logits', 'vote'. Received: method='median'"),
-        (lambda: dict(models=[mlp(0, [3])] * 2, weights=[1]), r"`weights` must have one entry per member \(2\)"),
-        (lambda: dict(models=[mlp(0, [3])] * 2, weights=[1, -1]), r"Argument `weights` must be >= 0.0. Received: weights=-1"),
-        (lambda: dict(models=[mlp(0, [3])] * 2, weights=[0, 0]), r"`weights` must have a positive sum"),
-        (lambda: dict(models=[mlp(0, [3], classes=1)], method="vote"), r"class axis of size >= 2"),
+        (
+            lambda: dict(models=[]),
+            r"Argument `models` must be a non-empty list of Keras models. Received: models=\[\]",
+        ),
+        (
+            lambda: dict(models=[mlp(0, [3]), mlp(1, [3], inputs=5)]),
+            r"agree on input and output shapes. Member 0 .* input \(6,\) .* member 1 .* input \(5,\)",
+        ),
+        (
+            lambda: dict(models=[mlp(0, [3]), mlp(1, [3], classes=3)]),
+            r"agree on input and output shapes.*output \(4,\).*output \(3,\)",
+        ),
+        (
+            lambda: dict(models=[mlp(0, [3])], method="median"),
+            r"Argument `method` must be one of 'probabilities', 'logits', 'vote'. Received: method='median'",
+        ),
+        (
+            lambda: dict(models=[mlp(0, [3])] * 2, weights=[1]),
+            r"`weights` must have one entry per member \(2\)",
+        ),
+        (
+            lambda: dict(models=[mlp(0, [3])] * 2, weights=[1, -1]),
+            r"Argument `weights` must be >= 0.0. Received: weights=-1",
+        ),
+        (
+            lambda: dict(models=[mlp(0, [3])] * 2, weights=[0, 0]),
+            r"`weights` must have a positive sum",
+        ),
+        (
+            lambda: dict(models=[mlp(0, [3], classes=1)], method="vote"),
+            r"class axis of size >= 2",
+        ),
         (lambda: dict(models=[Subclassed()]), r"no known input/output shape"),
         (lambda: dict(models=["model.keras"]), r"Every member must be a keras.Model"),
     ],

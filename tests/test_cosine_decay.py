@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_trainplus.schedules import CosineDecay
@@ -58,7 +59,9 @@ def test_bounded_monotone_and_continuous_at_the_end(initial, fraction, decay_ste
     assert np.all(values <= initial + tolerance) and np.all(values >= final - tolerance)
     assert np.all(np.diff(values) <= tolerance)
     near_end = helpers.evaluate(
-        schedule, [decay_steps - 1e-3 * min(decay_steps, 1), decay_steps], dtype="float32"
+        schedule,
+        [decay_steps - 1e-3 * min(decay_steps, 1), decay_steps],
+        dtype="float32",
     )
     assert abs(near_end[0] - near_end[1]) <= 1e-5 * initial
 
@@ -66,11 +69,26 @@ def test_bounded_monotone_and_continuous_at_the_end(initial, fraction, decay_ste
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"decay_steps": 0}, r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=0"),
-        ({"decay_steps": 2.5}, r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=2\.5"),
-        ({"initial_learning_rate": -0.1}, r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.1"),
-        ({"final_learning_rate": 0.2}, r"Argument `final_learning_rate` must be in \[0, 0\.1\]\. Received: final_learning_rate=0\.2"),
-        ({"final_learning_rate": -1e-3}, r"Argument `final_learning_rate` must be in \[0, 0\.1\]"),
+        (
+            {"decay_steps": 0},
+            r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=0",
+        ),
+        (
+            {"decay_steps": 2.5},
+            r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=2\.5",
+        ),
+        (
+            {"initial_learning_rate": -0.1},
+            r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.1",
+        ),
+        (
+            {"final_learning_rate": 0.2},
+            r"Argument `final_learning_rate` must be in \[0, 0\.1\]\. Received: final_learning_rate=0\.2",
+        ),
+        (
+            {"final_learning_rate": -1e-3},
+            r"Argument `final_learning_rate` must be in \[0, 0\.1\]",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):

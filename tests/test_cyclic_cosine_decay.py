@@ -3,7 +3,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_trainplus.schedules import CyclicCosineDecay
@@ -42,7 +43,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("initial, cycle_steps, final, mult, decay, cycles", CASES)
-def test_matches_closed_form_at_every_cycle_end(initial, cycle_steps, final, mult, decay, cycles):
+def test_matches_closed_form_at_every_cycle_end(
+    initial, cycle_steps, final, mult, decay, cycles
+):
     schedule = CyclicCosineDecay(initial, cycle_steps, final, mult, decay)
     steps = _steps_around_cycle_ends(cycle_steps, mult, cycles)
     want = helpers.table(
@@ -63,7 +66,9 @@ def test_matches_closed_form_at_every_cycle_end(initial, cycle_steps, final, mul
 
 
 @pytest.mark.parametrize("initial, cycle_steps, final, mult, decay, cycles", CASES)
-def test_cycle_end_steps_are_the_restarts(initial, cycle_steps, final, mult, decay, cycles):
+def test_cycle_end_steps_are_the_restarts(
+    initial, cycle_steps, final, mult, decay, cycles
+):
     schedule = CyclicCosineDecay(initial, cycle_steps, final, mult, decay)
     ends = schedule.cycle_end_steps(cycles)
     assert ends == [math.ceil(e) for e in _exact_cycle_ends(cycle_steps, mult, cycles)]
@@ -78,11 +83,15 @@ def test_large_step_counts_with_integer_mult():
     schedule = CyclicCosineDecay(1.0, 1, cycle_mult=2.0)
     ends = schedule.cycle_end_steps(24)
     steps = [s for e in ends[-4:] for s in (e - 1, e, e + 1)]
-    want = helpers.table(helpers.cyclic_cosine_decay, steps, initial=1.0, cycle_steps=1, mult=2.0)
+    want = helpers.table(
+        helpers.cyclic_cosine_decay, steps, initial=1.0, cycle_steps=1, mult=2.0
+    )
     helpers.assert_schedule_equals(schedule, np.array(steps), want)
 
 
-@pytest.mark.parametrize("cycle_steps, mult, eta_min", [(10, 1, 0.0), (5, 2, 0.001), (3, 3, 0.01)])
+@pytest.mark.parametrize(
+    "cycle_steps, mult, eta_min", [(10, 1, 0.0), (5, 2, 0.001), (3, 3, 0.01)]
+)
 def test_equals_torch_cosine_annealing_warm_restarts(cycle_steps, mult, eta_min):
     torch = pytest.importorskip("torch")
     parameter = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
@@ -136,13 +145,34 @@ def test_bounded_and_monotone_within_each_cycle(cycle_steps, mult, decay, fracti
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"cycle_steps": 0}, r"Argument `cycle_steps` must be an integer > 0\. Received: cycle_steps=0"),
-        ({"cycle_steps": 1.5}, r"Argument `cycle_steps` must be an integer > 0\. Received: cycle_steps=1\.5"),
-        ({"initial_learning_rate": -1.0}, r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-1\.0"),
-        ({"final_learning_rate": 0.2}, r"Argument `final_learning_rate` must be in \[0, 0\.1\]\. Received: final_learning_rate=0\.2"),
-        ({"cycle_mult": 0.5}, r"Argument `cycle_mult` must be >= 1\. Received: cycle_mult=0\.5"),
-        ({"cycle_decay": 0.0}, r"Argument `cycle_decay` must be in \(0, 1\]\. Received: cycle_decay=0\.0"),
-        ({"cycle_decay": 1.5}, r"Argument `cycle_decay` must be in \(0, 1\]\. Received: cycle_decay=1\.5"),
+        (
+            {"cycle_steps": 0},
+            r"Argument `cycle_steps` must be an integer > 0\. Received: cycle_steps=0",
+        ),
+        (
+            {"cycle_steps": 1.5},
+            r"Argument `cycle_steps` must be an integer > 0\. Received: cycle_steps=1\.5",
+        ),
+        (
+            {"initial_learning_rate": -1.0},
+            r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-1\.0",
+        ),
+        (
+            {"final_learning_rate": 0.2},
+            r"Argument `final_learning_rate` must be in \[0, 0\.1\]\. Received: final_learning_rate=0\.2",
+        ),
+        (
+            {"cycle_mult": 0.5},
+            r"Argument `cycle_mult` must be >= 1\. Received: cycle_mult=0\.5",
+        ),
+        (
+            {"cycle_decay": 0.0},
+            r"Argument `cycle_decay` must be in \(0, 1\]\. Received: cycle_decay=0\.0",
+        ),
+        (
+            {"cycle_decay": 1.5},
+            r"Argument `cycle_decay` must be in \(0, 1\]\. Received: cycle_decay=1\.5",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):
@@ -152,7 +182,9 @@ def test_rejects_bad_arguments(kwargs, message):
 
 
 def test_cycle_end_steps_rejects_a_negative_count():
-    with pytest.raises(ValueError, match=r"Argument `num_cycles` must be an integer >= 0"):
+    with pytest.raises(
+        ValueError, match=r"Argument `num_cycles` must be an integer >= 0"
+    ):
         CyclicCosineDecay(0.1, 10).cycle_end_steps(-1)
 
 
@@ -160,12 +192,24 @@ def test_cycle_end_steps_rejects_a_negative_count():
 def test_smoke_config_and_values():
     schedule = CyclicCosineDecay(0.1, 10, 0.001, cycle_mult=2.0, cycle_decay=0.5)
     restored = assert_config_roundtrip(schedule)
-    for name in ("cycle_steps", "cycle_mult", "cycle_decay", "initial_learning_rate", "final_learning_rate"):
+    for name in (
+        "cycle_steps",
+        "cycle_mult",
+        "cycle_decay",
+        "initial_learning_rate",
+        "final_learning_rate",
+    ):
         assert getattr(restored, name) == getattr(schedule, name)
     assert restored.cycle_end_steps(3) == [10, 30, 70]
     steps = [0, 5, 9, 10, 29, 30, 69, 70, 100]
     want = helpers.table(
-        helpers.cyclic_cosine_decay, steps, initial=0.1, cycle_steps=10, final=0.001, mult=2.0, decay=0.5
+        helpers.cyclic_cosine_decay,
+        steps,
+        initial=0.1,
+        cycle_steps=10,
+        final=0.001,
+        mult=2.0,
+        decay=0.5,
     )
     helpers.assert_matches(helpers.evaluate(restored, steps), want)
     if BACKEND == "tensorflow":

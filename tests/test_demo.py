@@ -17,8 +17,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def test_quick_demo_writes_table_plots_and_results(tmp_path):
     output = tmp_path / "demo"
     completed = subprocess.run(
-        [sys.executable, "-m", "keras_trainplus.demo", "--quick", "--verbose", "0",
-         "--output-dir", str(output)],
+        [
+            sys.executable,
+            "-m",
+            "keras_trainplus.demo",
+            "--quick",
+            "--verbose",
+            "0",
+            "--output-dir",
+            str(output),
+        ],
         capture_output=True,
         text=True,
         timeout=900,

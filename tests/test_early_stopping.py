@@ -4,10 +4,9 @@ import math
 import os
 import warnings
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_trainplus.callbacks import EarlyStopping
 from tests.helpers.config import assert_config_roundtrip
@@ -63,14 +62,32 @@ def test_config_roundtrip():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"patience": -1}, r"Argument `patience` must be an integer >= 0\. Received: patience=-1"),
+        (
+            {"patience": -1},
+            r"Argument `patience` must be an integer >= 0\. Received: patience=-1",
+        ),
         ({"min_delta": -0.1}, r"Argument `min_delta` must be >= 0"),
-        ({"mode": "up"}, r"Argument `mode` must be one of 'auto', 'min', 'max'\. Received: mode='up'"),
-        ({"start_from_epoch": -2}, r"Argument `start_from_epoch` must be an integer >= 0"),
-        ({"stopping_threshold": math.nan}, r"Argument `stopping_threshold` must be a finite number"),
-        ({"divergence_threshold": "high"}, r"Argument `divergence_threshold` must be a finite"),
+        (
+            {"mode": "up"},
+            r"Argument `mode` must be one of 'auto', 'min', 'max'\. Received: mode='up'",
+        ),
+        (
+            {"start_from_epoch": -2},
+            r"Argument `start_from_epoch` must be an integer >= 0",
+        ),
+        (
+            {"stopping_threshold": math.nan},
+            r"Argument `stopping_threshold` must be a finite number",
+        ),
+        (
+            {"divergence_threshold": "high"},
+            r"Argument `divergence_threshold` must be a finite",
+        ),
         ({"check_finite": 1}, r"Argument `check_finite` must be a bool"),
-        ({"restore_best_weights": None}, r"Argument `restore_best_weights` must be a bool"),
+        (
+            {"restore_best_weights": None},
+            r"Argument `restore_best_weights` must be a bool",
+        ),
         ({"backup_dir": ""}, r"Argument `backup_dir` must be a directory path or None"),
         ({"monitor": ""}, r"Argument `monitor` must be a metric name"),
         ({"verbose": 2}, r"Argument `verbose` must be an integer in \[0, 1\]"),
@@ -94,7 +111,9 @@ def test_patience():
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_stops_at_once_and_restores_best(bad):
     callback = EarlyStopping(patience=5)
-    last, model = _drive(callback, [1.0, 0.5, bad, 0.1], weights_per_epoch=[1.0, 2.0, 3.0, 4.0])
+    last, model = _drive(
+        callback, [1.0, 0.5, bad, 0.1], weights_per_epoch=[1.0, 2.0, 3.0, 4.0]
+    )
     assert (last, callback.stop_reason) == (2, "non_finite")
     assert callback.best == 0.5 and callback.restored_epoch == 1
     assert float(model.get_weights()[0][0, 0]) == 2.0
@@ -115,7 +134,9 @@ def test_non_finite_ignored_without_check_finite():
     ],
 )
 def test_stopping_threshold(mode, monitor, threshold, values, stop_at):
-    callback = EarlyStopping(monitor=monitor, mode=mode, patience=10, stopping_threshold=threshold)
+    callback = EarlyStopping(
+        monitor=monitor, mode=mode, patience=10, stopping_threshold=threshold
+    )
     last, _ = _drive(callback, values, monitor=monitor)
     assert (last, callback.stop_reason) == (stop_at, "stopping_threshold")
 
@@ -128,7 +149,9 @@ def test_stopping_threshold(mode, monitor, threshold, values, stop_at):
     ],
 )
 def test_divergence_threshold(mode, monitor, threshold, values, stop_at):
-    callback = EarlyStopping(monitor=monitor, mode=mode, patience=10, divergence_threshold=threshold)
+    callback = EarlyStopping(
+        monitor=monitor, mode=mode, patience=10, divergence_threshold=threshold
+    )
     last, _ = _drive(callback, values, monitor=monitor)
     assert (last, callback.stop_reason) == (stop_at, "divergence_threshold")
 
@@ -144,7 +167,10 @@ def test_restores_best_weights_without_early_stop(capsys):
     last, model = _drive(callback, [3.0, 1.0, 2.0], weights_per_epoch=[7.0, 8.0, 9.0])
     assert (last, callback.stop_reason, callback.restored_epoch) == (2, None, 1)
     assert float(model.get_weights()[0][0, 0]) == 8.0
-    assert "Restored the weights of epoch 2, the best val_loss=1.0" in capsys.readouterr().out
+    assert (
+        "Restored the weights of epoch 2, the best val_loss=1.0"
+        in capsys.readouterr().out
+    )
 
 
 def test_no_restore_when_disabled():
@@ -162,7 +188,9 @@ def test_missing_monitor_warns_once_with_available_names():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for epoch in range(3):
-            callback.on_epoch_end(epoch, {"loss": 1.0, "val_loss": 2.0, "accuracy": 0.5})
+            callback.on_epoch_end(
+                epoch, {"loss": 1.0, "val_loss": 2.0, "accuracy": 0.5}
+            )
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1
     assert "`val_los` which is not available" in messages[0]
@@ -190,13 +218,26 @@ def test_fit_stops_on_patience_and_restores_best():
     x, y, validation = _data()
     model = _fresh_model()
     callback = EarlyStopping(patience=3)
-    history = model.fit(x, y, validation_data=validation, epochs=20, batch_size=4,
-                        shuffle=False, verbose=0, callbacks=[callback])
+    history = model.fit(
+        x,
+        y,
+        validation_data=validation,
+        epochs=20,
+        batch_size=4,
+        shuffle=False,
+        verbose=0,
+        callbacks=[callback],
+    )
     assert len(history.history["loss"]) == 5
     assert (callback.stop_reason, callback.stopped_epoch, callback.restored_epoch) == (
-        "patience", 4, 1)
+        "patience",
+        4,
+        1,
+    )
     # kernel after epoch 1 of k <- k + 0.3 (2 - k), computed in float64
-    np.testing.assert_allclose(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6
+    )
 
 
 def test_one_instance_serves_two_fits():
@@ -225,22 +266,36 @@ class _Interrupt(keras.callbacks.Callback):
 def test_resume_with_backup_and_restore(tmp_path):
     x, y, validation = _data()
     backup = str(tmp_path / "backup")
-    fit = dict(validation_data=validation, epochs=20, batch_size=4, shuffle=False, verbose=0)
+    fit = dict(
+        validation_data=validation, epochs=20, batch_size=4, shuffle=False, verbose=0
+    )
 
     model = _fresh_model()
     first = EarlyStopping(patience=3, backup_dir=backup)
     with pytest.raises(RuntimeError, match="interrupted"):
-        model.fit(x, y, callbacks=[_Interrupt(3), keras.callbacks.BackupAndRestore(backup), first],
-                  **fit)
+        model.fit(
+            x,
+            y,
+            callbacks=[_Interrupt(3), keras.callbacks.BackupAndRestore(backup), first],
+            **fit,
+        )
     assert os.path.exists(first.state_path)
 
     model = _fresh_model()  # as a restarted process would
     second = EarlyStopping(patience=3, backup_dir=backup)
-    history = model.fit(x, y, callbacks=[keras.callbacks.BackupAndRestore(backup), second], **fit)
+    history = model.fit(
+        x, y, callbacks=[keras.callbacks.BackupAndRestore(backup), second], **fit
+    )
     assert len(history.history["loss"]) == 2  # epochs 3 and 4
-    assert (second.stop_reason, second.stopped_epoch, second.best_epoch) == ("patience", 4, 1)
+    assert (second.stop_reason, second.stopped_epoch, second.best_epoch) == (
+        "patience",
+        4,
+        1,
+    )
     assert second.restored_epoch == 1
-    np.testing.assert_allclose(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6
+    )
     assert not os.path.exists(backup)
 
 
@@ -250,13 +305,24 @@ def test_stale_state_is_ignored_with_a_warning(tmp_path):
     model = _fresh_model()
     callback = EarlyStopping(patience=3, backup_dir=backup)
     with pytest.raises(RuntimeError):
-        model.fit(x, y, validation_data=validation, epochs=20, verbose=0,
-                  callbacks=[_Interrupt(2), callback])
+        model.fit(
+            x,
+            y,
+            validation_data=validation,
+            epochs=20,
+            verbose=0,
+            callbacks=[_Interrupt(2), callback],
+        )
     fresh = EarlyStopping(patience=3, backup_dir=backup)
     model = _fresh_model()
-    with pytest.warns(UserWarning, match=r"saved state .* is for epoch 2, training resumes at "
-                                         r"epoch 0; starting from a fresh state"):
-        model.fit(x, y, validation_data=validation, epochs=1, verbose=0, callbacks=[fresh])
+    with pytest.warns(
+        UserWarning,
+        match=r"saved state .* is for epoch 2, training resumes at "
+        r"epoch 0; starting from a fresh state",
+    ):
+        model.fit(
+            x, y, validation_data=validation, epochs=1, verbose=0, callbacks=[fresh]
+        )
 
 
 @pytest.mark.smoke

@@ -1,13 +1,11 @@
 """Tests for keras_trainplus.callbacks.FreezeUnfreeze."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
-
 from keras_trainplus.callbacks import FreezeUnfreeze
 from keras_trainplus.callbacks import _backbone
-from tests.helpers.backend import BACKEND
 from tests.helpers.backend import compile_modes
 from tests.helpers.backend import only_backends
 from tests.helpers.config import assert_config_roundtrip
@@ -69,10 +67,19 @@ class _Snapshots(keras.callbacks.Callback):
 
 
 def _backbone_state(backbone):
-    bn = [l for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization)]
-    weights = [v for l in backbone.layers for v in l.trainable_weights if l not in bn]
-    moving = [v for l in bn for v in (l.moving_mean, l.moving_variance)]
-    affine = [v for l in bn for v in (l.gamma, l.beta)]
+    bn = [
+        layer
+        for layer in backbone.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    weights = [
+        v
+        for layer in backbone.layers
+        for v in layer.trainable_weights
+        if layer not in bn
+    ]
+    moving = [v for layer in bn for v in (layer.moving_mean, layer.moving_variance)]
+    affine = [v for layer in bn for v in (layer.gamma, layer.beta)]
     return weights, moving, affine
 
 
@@ -108,12 +115,17 @@ def test_config_names_a_layer_backbone():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"freeze_epochs": -1}, r"Argument `freeze_epochs` must be an integer >= 0\. "
-         r"Received: freeze_epochs=-1"),
+        (
+            {"freeze_epochs": -1},
+            r"Argument `freeze_epochs` must be an integer >= 0\. "
+            r"Received: freeze_epochs=-1",
+        ),
         ({"freeze_epochs": 1.5}, r"`freeze_epochs` must be an integer"),
-        ({"backbone_learning_rate_multiplier": 0.0},
-         r"Argument `backbone_learning_rate_multiplier` must be > 0\. "
-         r"Received: backbone_learning_rate_multiplier=0\.0"),
+        (
+            {"backbone_learning_rate_multiplier": 0.0},
+            r"Argument `backbone_learning_rate_multiplier` must be > 0\. "
+            r"Received: backbone_learning_rate_multiplier=0\.0",
+        ),
         ({"backbone_learning_rate_multiplier": -0.1}, r"must be > 0"),
         ({"unfreeze_every": 0}, r"Argument `unfreeze_every` must be an integer >= 1"),
         ({"train_bn": 1}, r"Argument `train_bn` must be a bool"),
@@ -152,12 +164,18 @@ def test_unknown_layer_name_lists_close_matches(rng):
 
 
 def test_unknown_group_name_lists_close_matches(rng):
-    callback = FreezeUnfreeze("backbone", unfreeze_every=1, groups=["block0_*", "blok2_conv"])
-    _fit_raises(callback, rng, r"groups\[1\]`: no layer named 'blok2_conv'.*'block2_conv'")
+    callback = FreezeUnfreeze(
+        "backbone", unfreeze_every=1, groups=["block0_*", "blok2_conv"]
+    )
+    _fit_raises(
+        callback, rng, r"groups\[1\]`: no layer named 'blok2_conv'.*'block2_conv'"
+    )
 
 
 def test_pattern_matching_nothing(rng):
-    _fit_raises(FreezeUnfreeze("encoder_*"), rng, r"pattern 'encoder_\*' matches no layer")
+    _fit_raises(
+        FreezeUnfreeze("encoder_*"), rng, r"pattern 'encoder_\*' matches no layer"
+    )
 
 
 def test_backbone_not_part_of_model(rng):
@@ -181,7 +199,9 @@ def test_optimizer_built_without_backbone_is_rejected(rng):
     model.optimizer.build(model.trainable_variables)
     backbone.trainable = True
     x, y = _images(rng)
-    with pytest.raises(ValueError, match=r"the optimizer was built without \d+ variables"):
+    with pytest.raises(
+        ValueError, match=r"the optimizer was built without \d+ variables"
+    ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[FreezeUnfreeze(backbone)])
 
 
@@ -210,11 +230,15 @@ def test_frozen_then_unfrozen(mode, train_bn, rng):
     n_w, n_m, n_a = len(weights), len(moving), len(affine)
     frozen_end, unfrozen_end = snap.epochs[1], snap.epochs[2]
     # Frozen phase: every backbone weight and BN statistic bit-identical, head trains.
-    assert not any(_changed(snap.initial[: n_w + n_m + n_a], frozen_end[: n_w + n_m + n_a]))
+    assert not any(
+        _changed(snap.initial[: n_w + n_m + n_a], frozen_end[: n_w + n_m + n_a])
+    )
     assert all(_changed(snap.initial[n_w + n_m + n_a :], frozen_end[n_w + n_m + n_a :]))
     # After the unfreeze: convolution weights move; BN per train_bn.
     assert all(_changed(frozen_end[:n_w], unfrozen_end[:n_w]))
-    bn_changed = _changed(frozen_end[n_w : n_w + n_m + n_a], unfrozen_end[n_w : n_w + n_m + n_a])
+    bn_changed = _changed(
+        frozen_end[n_w : n_w + n_m + n_a], unfrozen_end[n_w : n_w + n_m + n_a]
+    )
     assert all(bn_changed) if train_bn else not any(bn_changed)
     # Flags are restored when fit ends.
     assert all(layer.trainable for layer in backbone.layers)
@@ -229,19 +253,25 @@ def test_smoke_fit(rng):
     snap = _Snapshots(weights + moving)
     x, y = _images(rng)
     model.fit(
-        x, y, epochs=2, batch_size=8, verbose=0,
+        x,
+        y,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
         callbacks=[FreezeUnfreeze("backbone", freeze_epochs=1), snap],
     )
     assert not any(_changed(snap.initial, snap.epochs[0]))
     assert all(_changed(snap.epochs[0][: len(weights)], snap.epochs[1][: len(weights)]))
-    assert not any(_changed(snap.epochs[0][len(weights) :], snap.epochs[1][len(weights) :]))
+    assert not any(
+        _changed(snap.epochs[0][len(weights) :], snap.epochs[1][len(weights) :])
+    )
 
 
 def _layer_changes(model, callback, epochs, rng):
     """For each epoch, the names of the backbone layers whose weights changed."""
     backbone = model.get_layer("backbone")
-    layers = [l for l in backbone.layers if l.weights]
-    variables = [v for l in layers for v in l.weights]
+    layers = [layer for layer in backbone.layers if layer.weights]
+    variables = [v for layer in layers for v in layer.weights]
     snap = _Snapshots(variables)
     x, y = _images(rng)
     model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=[callback, snap])
@@ -263,7 +293,9 @@ def _layer_changes(model, callback, epochs, rng):
 @pytest.mark.parametrize("mode", [MODES[-1][1]], ids=[MODE_IDS[-1]])
 def test_gradual_unfreeze_timing_explicit_groups(mode, rng):
     model, _ = _conv_model()
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), **mode)
+    model.compile(
+        "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), **mode
+    )
     callback = FreezeUnfreeze(
         "backbone",
         freeze_epochs=1,
@@ -272,9 +304,19 @@ def test_gradual_unfreeze_timing_explicit_groups(mode, rng):
         groups=["block0_*", "block1_*", "block2_*"],
     )
     changes = _layer_changes(model, callback, 6, rng)
-    top, middle, bottom = {"block2_conv", "block2_bn"}, {"block1_conv", "block1_bn"}, {
-        "block0_conv", "block0_bn"}
-    assert changes == [set(), top, top, top | middle, top | middle, top | middle | bottom]
+    top, middle, bottom = (
+        {"block2_conv", "block2_bn"},
+        {"block1_conv", "block1_bn"},
+        {"block0_conv", "block0_bn"},
+    )
+    assert changes == [
+        set(),
+        top,
+        top,
+        top | middle,
+        top | middle,
+        top | middle | bottom,
+    ]
     # the pooling layer matches no group: it joins the first one
     assert callback.group_names == [
         ["block0_conv", "block0_bn", "block0_relu", "global_average_pooling2d"],
@@ -286,14 +328,27 @@ def test_gradual_unfreeze_timing_explicit_groups(mode, rng):
 def test_gradual_unfreeze_auto_groups(rng):
     model, _ = _conv_model()
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    callback = FreezeUnfreeze("backbone", freeze_epochs=0, unfreeze_every=1, train_bn=True)
+    callback = FreezeUnfreeze(
+        "backbone", freeze_epochs=0, unfreeze_every=1, train_bn=True
+    )
     changes = _layer_changes(model, callback, 3, rng)
     assert changes == [
         {"block2_conv", "block2_bn"},
         {"block1_conv", "block1_bn", "block2_conv", "block2_bn"},
-        {"block0_conv", "block0_bn", "block1_conv", "block1_bn", "block2_conv", "block2_bn"},
+        {
+            "block0_conv",
+            "block0_bn",
+            "block1_conv",
+            "block1_bn",
+            "block2_conv",
+            "block2_bn",
+        },
     ]
-    assert [g[0] for g in callback.group_names] == ["block0_conv", "block1_conv", "block2_conv"]
+    assert [g[0] for g in callback.group_names] == [
+        "block0_conv",
+        "block1_conv",
+        "block2_conv",
+    ]
 
 
 def test_user_frozen_layer_stays_frozen(rng):
@@ -303,7 +358,13 @@ def test_user_frozen_layer_stays_frozen(rng):
     callback = FreezeUnfreeze("backbone", freeze_epochs=1, train_bn=True)
     changes = _layer_changes(model, callback, 2, rng)
     assert changes[0] == set()
-    assert changes[1] == {"block0_conv", "block0_bn", "block1_bn", "block2_conv", "block2_bn"}
+    assert changes[1] == {
+        "block0_conv",
+        "block0_bn",
+        "block1_bn",
+        "block2_conv",
+        "block2_bn",
+    }
     assert not backbone.get_layer("block1_conv").trainable
     assert backbone.get_layer("block0_conv").trainable
 
@@ -316,7 +377,7 @@ def test_backbone_as_pattern_on_flat_model(rng):
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(h))
     model.compile("sgd", "mse")
     base = [model.get_layer("base_dense1"), model.get_layer("base_dense2")]
-    snap = _Snapshots([v for l in base for v in l.weights])
+    snap = _Snapshots([v for layer in base for v in layer.weights])
     x = rng.normal(size=(8, 6)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     callback = FreezeUnfreeze("base_*", freeze_epochs=1)
@@ -379,10 +440,21 @@ def test_adam_multiplier_and_head_moments_against_reference(mode, rng):
     x = rng.normal(size=(8, 4)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     params = [_numpy(v) for v in model.trainable_variables]
-    callback = FreezeUnfreeze("backbone", freeze_epochs=3, backbone_learning_rate_multiplier=0.25)
-    model.fit(x, y, epochs=6, batch_size=8, shuffle=False, verbose=0, callbacks=[callback])
-    expected = _adam_reference(params, x.astype(np.float64), y.astype(np.float64),
-                               0.05, 0.25, freeze_steps=3, steps=6)
+    callback = FreezeUnfreeze(
+        "backbone", freeze_epochs=3, backbone_learning_rate_multiplier=0.25
+    )
+    model.fit(
+        x, y, epochs=6, batch_size=8, shuffle=False, verbose=0, callbacks=[callback]
+    )
+    expected = _adam_reference(
+        params,
+        x.astype(np.float64),
+        y.astype(np.float64),
+        0.05,
+        0.25,
+        freeze_steps=3,
+        steps=6,
+    )
     for variable, reference in zip(model.trainable_variables, expected):
         np.testing.assert_allclose(_numpy(variable), reference, rtol=2e-5, atol=2e-6)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6
@@ -398,12 +470,19 @@ def test_sgd_backbone_step_is_multiplier_times_head_rate(mode, rng):
     x = rng.normal(size=(8, 4)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     params = [_numpy(v).astype(np.float64) for v in model.trainable_variables]
-    callback = FreezeUnfreeze("backbone", freeze_epochs=0, backbone_learning_rate_multiplier=0.3)
-    model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0, callbacks=[callback])
+    callback = FreezeUnfreeze(
+        "backbone", freeze_epochs=0, backbone_learning_rate_multiplier=0.3
+    )
+    model.fit(
+        x, y, epochs=2, batch_size=8, shuffle=False, verbose=0, callbacks=[callback]
+    )
     xd, yd = x.astype(np.float64), y.astype(np.float64)
     for lr in (0.1, 0.02):
         grads = _linear_grads(*params, xd, yd)
-        params = [p - lr * (0.3 if i < 2 else 1.0) * g for i, (p, g) in enumerate(zip(params, grads))]
+        params = [
+            p - lr * (0.3 if i < 2 else 1.0) * g
+            for i, (p, g) in enumerate(zip(params, grads))
+        ]
     for variable, reference in zip(model.trainable_variables, params):
         np.testing.assert_allclose(_numpy(variable), reference, rtol=1e-5, atol=1e-6)
 
@@ -417,23 +496,33 @@ def test_multiplier_one_installs_no_hook(rng):
         def on_epoch_begin(self, epoch, logs=None):
             seen.append("apply" in vars(self.model.optimizer))
 
-    callback = FreezeUnfreeze("backbone", freeze_epochs=0, backbone_learning_rate_multiplier=1.0)
+    callback = FreezeUnfreeze(
+        "backbone", freeze_epochs=0, backbone_learning_rate_multiplier=1.0
+    )
     x = rng.normal(size=(8, 4)).astype("float32")
     model.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[callback, Probe()])
     assert seen == [False]
     assert "apply" not in vars(model.optimizer)
 
 
-@pytest.mark.parametrize("mode", [m for _, m in MODES if m.get("jit_compile")], ids=["xla"])
+@pytest.mark.parametrize(
+    "mode", [m for _, m in MODES if m.get("jit_compile")], ids=["xla"]
+)
 def test_mixed_precision_loss_scale_optimizer(mode, rng):
     keras.config.set_dtype_policy("mixed_float16")
     model, backbone = _conv_model()
-    model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(True), **mode)
+    model.compile(
+        keras.optimizers.SGD(0.05),
+        keras.losses.SparseCategoricalCrossentropy(True),
+        **mode,
+    )
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     weights, moving, _ = _backbone_state(backbone)
     snap = _Snapshots(weights + moving)
     x, y = _images(rng)
-    callback = FreezeUnfreeze(backbone, freeze_epochs=1, backbone_learning_rate_multiplier=0.5)
+    callback = FreezeUnfreeze(
+        backbone, freeze_epochs=1, backbone_learning_rate_multiplier=0.5
+    )
     model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[callback, snap])
     assert not any(_changed(snap.initial, snap.epochs[0]))
     assert all(_changed(snap.epochs[0][: len(weights)], snap.epochs[1][: len(weights)]))
@@ -455,15 +544,18 @@ def test_one_trace_per_phase_xla(rng):
             return super().train_step(*args, **kwargs)
 
     model = CountingModel(model.inputs, model.outputs)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True), jit_compile=True)
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(True), jit_compile=True
+    )
 
     class Steps(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             steps.append(batch)
 
     x, y = _images(rng)
-    callback = FreezeUnfreeze("backbone", freeze_epochs=2, unfreeze_every=2,
-                              groups=["block0_*", "block1_*"])
+    callback = FreezeUnfreeze(
+        "backbone", freeze_epochs=2, unfreeze_every=2, groups=["block0_*", "block1_*"]
+    )
     model.fit(x, y, epochs=6, batch_size=4, verbose=0, callbacks=[callback, Steps()])
     assert len(steps) == 24
     assert len(traces) == 3  # frozen, top group, all
@@ -485,7 +577,9 @@ class _Interrupt(keras.callbacks.Callback):
 def _resumable_run(tmp_path, rng_seed, interrupt_at=None):
     keras.utils.set_random_seed(7)
     model, backbone = _conv_model()
-    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(True))
+    model.compile(
+        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(True)
+    )
     x, y = _images(np.random.default_rng(rng_seed))
     flags = []
 
@@ -496,9 +590,13 @@ def _resumable_run(tmp_path, rng_seed, interrupt_at=None):
     def callbacks(extra):
         return extra + [
             keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
-            FreezeUnfreeze("backbone", freeze_epochs=1, unfreeze_every=1,
-                           groups=["block0_*", "block1_*", "block2_*"],
-                           backbone_learning_rate_multiplier=0.5),
+            FreezeUnfreeze(
+                "backbone",
+                freeze_epochs=1,
+                unfreeze_every=1,
+                groups=["block0_*", "block1_*", "block2_*"],
+                backbone_learning_rate_multiplier=0.5,
+            ),
             Flags(),
         ]
 
@@ -508,7 +606,10 @@ def _resumable_run(tmp_path, rng_seed, interrupt_at=None):
             model.fit(x, y, callbacks=callbacks([_Interrupt(interrupt_at)]), **fit)
         keras.utils.set_random_seed(7)
         model, backbone = _conv_model()  # a fresh process would rebuild the model
-        model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(True))
+        model.compile(
+            keras.optimizers.Adam(0.01),
+            keras.losses.SparseCategoricalCrossentropy(True),
+        )
     model.fit(x, y, callbacks=callbacks([]), **fit)
     return [_numpy(v) for v in model.weights], flags
 
@@ -559,7 +660,9 @@ def test_backbone_groups_and_top_group_unfreeze(name, rng):
     inputs = keras.Input(backbone.input_shape[1:])
     features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(features))
-    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(True))
+    model.compile(
+        keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(True)
+    )
     variables = backbone.weights
     snap = _Snapshots(variables)
     x = rng.normal(size=(4,) + backbone.input_shape[1:]).astype("float32")
@@ -595,7 +698,9 @@ def test_backbone_groups_and_top_group_unfreeze(name, rng):
 # ---------------------------------------------------------------- keras_trainplus optimizers, schedules
 
 
-def _lookahead_sgd_reference(params, x, y, rates, multiplier, freeze_steps, sync_period, alpha):
+def _lookahead_sgd_reference(
+    params, x, y, rates, multiplier, freeze_steps, sync_period, alpha
+):
     """SGD inside LookAhead; the backbone is frozen, then its fast steps are scaled."""
     fast = [p.astype(np.float64) for p in params]
     slow = [p.copy() for p in fast]
@@ -611,8 +716,11 @@ def _lookahead_sgd_reference(params, x, y, rates, multiplier, freeze_steps, sync
     return fast
 
 
-@pytest.mark.parametrize("mode", [m for _, m in MODES if not m.get("run_eagerly")],
-                         ids=[i for i, m in MODES if not m.get("run_eagerly")])
+@pytest.mark.parametrize(
+    "mode",
+    [m for _, m in MODES if not m.get("run_eagerly")],
+    ids=[i for i, m in MODES if not m.get("run_eagerly")],
+)
 def test_lookahead_with_schedule_against_reference(mode, rng):
     """LookAhead(SGD) with a keras_trainplus warm-up + cosine schedule: the fast steps
     of the backbone are scaled, its slow weights follow, the head's slow weights and
@@ -622,14 +730,23 @@ def test_lookahead_with_schedule_against_reference(mode, rng):
     from keras_trainplus.schedules import WarmUp
 
     model = _linear_model()
-    schedule = WarmUp(CosineDecay(0.1, decay_steps=6, final_learning_rate=0.01), warmup_steps=2)
-    model.compile(LookAhead(keras.optimizers.SGD(schedule), sync_period=3, slow_step_size=0.5),
-                  "mse", **mode)
+    schedule = WarmUp(
+        CosineDecay(0.1, decay_steps=6, final_learning_rate=0.01), warmup_steps=2
+    )
+    model.compile(
+        LookAhead(keras.optimizers.SGD(schedule), sync_period=3, slow_step_size=0.5),
+        "mse",
+        **mode,
+    )
     x = rng.normal(size=(8, 4)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     params = [_numpy(v) for v in model.trainable_variables]
-    callback = FreezeUnfreeze("backbone", freeze_epochs=4, backbone_learning_rate_multiplier=0.2)
-    model.fit(x, y, epochs=8, batch_size=8, shuffle=False, verbose=0, callbacks=[callback])
+    callback = FreezeUnfreeze(
+        "backbone", freeze_epochs=4, backbone_learning_rate_multiplier=0.2
+    )
+    model.fit(
+        x, y, epochs=8, batch_size=8, shuffle=False, verbose=0, callbacks=[callback]
+    )
 
     def rate(t):  # the schedule's formulas, written out
         if t < 2:
@@ -638,8 +755,15 @@ def test_lookahead_with_schedule_against_reference(mode, rng):
         return 0.01 + (0.1 - 0.01) * (1 + np.cos(np.pi * s / 6)) / 2
 
     expected = _lookahead_sgd_reference(
-        params, x.astype(np.float64), y.astype(np.float64), [rate(t) for t in range(8)],
-        0.2, freeze_steps=4, sync_period=3, alpha=0.5)
+        params,
+        x.astype(np.float64),
+        y.astype(np.float64),
+        [rate(t) for t in range(8)],
+        0.2,
+        freeze_steps=4,
+        sync_period=3,
+        alpha=0.5,
+    )
     for variable, reference in zip(model.trainable_variables, expected):
         np.testing.assert_allclose(_numpy(variable), reference, rtol=1e-5, atol=1e-6)
 
@@ -651,7 +775,9 @@ def test_ranger(mixed, rng):
     if mixed:
         keras.config.set_dtype_policy("mixed_float16")
     model, backbone = _conv_model()
-    model.compile(Ranger(learning_rate=0.01), keras.losses.SparseCategoricalCrossentropy(True))
+    model.compile(
+        Ranger(learning_rate=0.01), keras.losses.SparseCategoricalCrossentropy(True)
+    )
     weights, moving, _ = _backbone_state(backbone)
     snap = _Snapshots(weights + moving)
     x, y = _images(rng)
@@ -659,7 +785,9 @@ def test_ranger(mixed, rng):
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback, snap])
     assert not any(_changed(snap.initial, snap.epochs[0]))
     assert all(_changed(snap.epochs[0][: len(weights)], snap.epochs[1][: len(weights)]))
-    assert not any(_changed(snap.epochs[0][len(weights) :], snap.epochs[1][len(weights) :]))
+    assert not any(
+        _changed(snap.epochs[0][len(weights) :], snap.epochs[1][len(weights) :])
+    )
     for variable in model.weights + model.optimizer.variables:
         assert np.all(np.isfinite(_numpy(variable).astype("float64"))), variable.path
 
@@ -679,13 +807,20 @@ def test_compat_flatten_layers_and_optimizer_built_variables():
     assert _compat.optimizer_built_variables(optimizer) is None
     head = model.get_layer("head").trainable_weights
     optimizer.build(head)
-    assert [id(v) for v in _compat.optimizer_built_variables(optimizer)] == [id(v) for v in head]
+    assert [id(v) for v in _compat.optimizer_built_variables(optimizer)] == [
+        id(v) for v in head
+    ]
 
 
 @only_backends("jax")
 def test_jax_refuses_ema_optimizer(rng):
     model, _ = _conv_model()
-    model.compile(keras.optimizers.Adam(use_ema=True), keras.losses.SparseCategoricalCrossentropy(True))
+    model.compile(
+        keras.optimizers.Adam(use_ema=True),
+        keras.losses.SparseCategoricalCrossentropy(True),
+    )
     x, y = _images(rng)
-    with pytest.raises(ValueError, match=r"does not support optimizers with `use_ema=True`"):
+    with pytest.raises(
+        ValueError, match=r"does not support optimizers with `use_ema=True`"
+    ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[FreezeUnfreeze("backbone")])

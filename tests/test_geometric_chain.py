@@ -33,7 +33,9 @@ def test_two_affines_read_the_input_once_through_the_product_matrix():
     m = swap @ m @ swap
     reference = np.stack(
         [
-            ndi.affine_transform(image[..., k].astype(np.float64), m, order=1, mode="reflect")
+            ndi.affine_transform(
+                image[..., k].astype(np.float64), m, order=1, mode="reflect"
+            )
             for k in range(3)
         ],
         axis=-1,
@@ -41,8 +43,12 @@ def test_two_affines_read_the_input_once_through_the_product_matrix():
     # Where g_2(p) leaves the image, the chain folds it back first (reflect), which
     # the product matrix does not: compare where g_2(p) stays inside.
     ys, xs = np.mgrid[0:96, 0:128]
-    inner = reference_matrix(96, 128, *SECOND) @ np.stack([xs, ys, np.ones_like(xs)]).reshape(3, -1)
-    inside = ((inner[0] >= 0) & (inner[0] <= 127) & (inner[1] >= 0) & (inner[1] <= 95)).reshape(96, 128)
+    inner = reference_matrix(96, 128, *SECOND) @ np.stack(
+        [xs, ys, np.ones_like(xs)]
+    ).reshape(3, -1)
+    inside = (
+        (inner[0] >= 0) & (inner[0] <= 127) & (inner[1] >= 0) & (inner[1] <= 95)
+    ).reshape(96, 128)
     assert inside.mean() > 0.7
     assert contract.psnr(out[inside], reference[inside]) > 70
 
@@ -68,12 +74,17 @@ def test_fused_crop_affine_and_lens_match_the_unfused_chain():
 def test_constant_fill_of_a_later_layer_wins():
     image = np.ones((1, 16, 16, 1), "float32")
     chain = GeometricChain(
-        [RandomAffine(fill_mode="constant", fill_value=3.0),
-         RandomAffine(fill_mode="constant", fill_value=5.0)]
+        [
+            RandomAffine(fill_mode="constant", fill_value=3.0),
+            RandomAffine(fill_mode="constant", fill_value=5.0),
+        ]
     )
     shift = transformation(0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0)  # half the width
     out = contract.to_numpy(
-        chain.transform_images(keras.ops.convert_to_tensor(image), {"layers": [transformation(*(0.0,) * 7), shift]})
+        chain.transform_images(
+            keras.ops.convert_to_tensor(image),
+            {"layers": [transformation(*(0.0,) * 7), shift]},
+        )
     )[0, ..., 0]
     np.testing.assert_array_equal(out[:, :7], 5.0)
     np.testing.assert_array_equal(out[:, 9:], 1.0)
@@ -103,7 +114,10 @@ def test_formats_seed_and_inference():
 @pytest.mark.smoke
 def test_tf_data_with_variable_sizes():
     contract.check_tf_data(
-        make, IMAGES[[0, 1, 0, 1]], (12, 14, 3), variable_sizes=[(30, 41, 3), (17, 64, 3)]
+        make,
+        IMAGES[[0, 1, 0, 1]],
+        (12, 14, 3),
+        variable_sizes=[(30, 41, 3), (17, 64, 3)],
     )
 
 
@@ -118,5 +132,8 @@ def test_serialization(tmp_path):
 
 @pytest.mark.parametrize("layers", [[], [keras.layers.RandomFlip()], "RandomAffine"])
 def test_bad_layers(layers):
-    with pytest.raises(ValueError, match=r"Argument `layers` must be a non-empty list of keras_trainplus geometric layers"):
+    with pytest.raises(
+        ValueError,
+        match=r"Argument `layers` must be a non-empty list of keras_trainplus geometric layers",
+    ):
         GeometricChain(layers)

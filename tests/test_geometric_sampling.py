@@ -24,22 +24,32 @@ SCIPY_MODES = {
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 @pytest.mark.parametrize("fill_mode", sorted(SCIPY_MODES))
-def test_sample_matches_scipy_map_coordinates_inside_and_outside(fill_mode, interpolation):
+def test_sample_matches_scipy_map_coordinates_inside_and_outside(
+    fill_mode, interpolation
+):
     rng = np.random.default_rng(0)
     image = rng.random((1, 12, 17, 2)).astype("float32")
     ys = rng.uniform(-15, 27, (1, 30, 40)).astype("float32")
     xs = rng.uniform(-20, 37, (1, 30, 40)).astype("float32")
     ops = RandomAffine().backend
     out = _sampling.sample(
-        ops, ops.convert_to_tensor(image), ops.convert_to_tensor(ys),
-        ops.convert_to_tensor(xs), interpolation, fill_mode, fill_value=0.3,
+        ops,
+        ops.convert_to_tensor(image),
+        ops.convert_to_tensor(ys),
+        ops.convert_to_tensor(xs),
+        interpolation,
+        fill_mode,
+        fill_value=0.3,
     )
     order = 1 if interpolation == "bilinear" else 0
     reference = np.stack(
         [
             ndi.map_coordinates(
-                image[0, ..., k].astype(np.float64), [ys[0], xs[0]], order=order,
-                mode=SCIPY_MODES[fill_mode], cval=0.3,
+                image[0, ..., k].astype(np.float64),
+                [ys[0], xs[0]],
+                order=order,
+                mode=SCIPY_MODES[fill_mode],
+                cval=0.3,
             )
             for k in range(2)
         ],
@@ -57,8 +67,13 @@ def test_separable_reader_matches_scipy_on_axis_aligned_maps(fill_mode, interpol
     cols = rng.uniform(-8, 20, (2, 11)).astype("float32")
     ops = RandomAffine().backend
     out = _sampling.sample_separable(
-        ops, ops.convert_to_tensor(image), ops.convert_to_tensor(rows),
-        ops.convert_to_tensor(cols), interpolation, fill_mode, fill_value=-0.4,
+        ops,
+        ops.convert_to_tensor(image),
+        ops.convert_to_tensor(rows),
+        ops.convert_to_tensor(cols),
+        interpolation,
+        fill_mode,
+        fill_value=-0.4,
     )
     order = 1 if interpolation == "bilinear" else 0
     for b in range(2):
@@ -66,8 +81,11 @@ def test_separable_reader_matches_scipy_on_axis_aligned_maps(fill_mode, interpol
         reference = np.stack(
             [
                 ndi.map_coordinates(
-                    image[b, ..., k].astype(np.float64), [ys, xs], order=order,
-                    mode=SCIPY_MODES[fill_mode], cval=-0.4,
+                    image[b, ..., k].astype(np.float64),
+                    [ys, xs],
+                    order=order,
+                    mode=SCIPY_MODES[fill_mode],
+                    cval=-0.4,
                 )
                 for k in range(3)
             ],

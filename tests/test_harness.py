@@ -1,14 +1,13 @@
 """The shared harness must itself be right: check it against Keras's SGD and Adam."""
 
-
 import keras
 import numpy as np
 import pytest
 
+from keras_trainplus import _validation
+from tests.helpers import config as config_helpers
 from tests.helpers import optim
 from tests.helpers.backend import function_modes
-from tests.helpers import config as config_helpers
-from keras_trainplus import _validation
 
 pytestmark = pytest.mark.smoke
 
@@ -35,7 +34,9 @@ def test_harness_reproduces_keras_sgd_and_adam(problem, mode):
     got = optim.keras_trajectory(keras.optimizers.SGD(0.05), problem, 100, mode)
     optim.assert_trajectories_close(got, optim.reference_trajectory(_sgd, problem, 100))
     got = optim.keras_trajectory(keras.optimizers.Adam(0.01), problem, 100, mode)
-    optim.assert_trajectories_close(got, optim.reference_trajectory(_adam, problem, 100))
+    optim.assert_trajectories_close(
+        got, optim.reference_trajectory(_adam, problem, 100)
+    )
 
 
 def test_harness_detects_a_wrong_rule():
@@ -59,16 +60,26 @@ def test_config_roundtrip_rejects_unregistered_objects():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(name="beta_1", value=1.0, low=0, high=1, high_inclusive=False),
-         r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1\.0"),
-        (dict(name="sync_period", value=0, low=1, integer=True),
-         r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=0"),
-        (dict(name="epsilon", value=float("nan"), low=0),
-         r"Argument `epsilon` must be >= 0\. Received: epsilon=nan"),
-        (dict(name="steps", value=2.5, low=1, integer=True),
-         r"Argument `steps` must be an integer >= 1\. Received: steps=2\.5"),
-        (dict(name="flag", value=True, low=0),
-         r"Argument `flag` must be >= 0\. Received: flag=True"),
+        (
+            dict(name="beta_1", value=1.0, low=0, high=1, high_inclusive=False),
+            r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1\.0",
+        ),
+        (
+            dict(name="sync_period", value=0, low=1, integer=True),
+            r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=0",
+        ),
+        (
+            dict(name="epsilon", value=float("nan"), low=0),
+            r"Argument `epsilon` must be >= 0\. Received: epsilon=nan",
+        ),
+        (
+            dict(name="steps", value=2.5, low=1, integer=True),
+            r"Argument `steps` must be an integer >= 1\. Received: steps=2\.5",
+        ),
+        (
+            dict(name="flag", value=True, low=0),
+            r"Argument `flag` must be >= 0\. Received: flag=True",
+        ),
     ],
 )
 def test_validation_messages(kwargs, message):

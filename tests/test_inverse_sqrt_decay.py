@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_trainplus.schedules import InverseSqrtDecay
@@ -16,7 +17,14 @@ def test_matches_closed_form(initial, timescale):
         np.concatenate(
             [
                 np.geomspace(1, 10**7, 60).round(),
-                [0, 1, 2, np.floor(timescale), np.ceil(timescale), np.ceil(timescale) + 1],
+                [
+                    0,
+                    1,
+                    2,
+                    np.floor(timescale),
+                    np.ceil(timescale),
+                    np.ceil(timescale) + 1,
+                ],
             ]
         )
     ).astype(np.int64)
@@ -41,7 +49,9 @@ def test_bounded_monotone_and_continuous_at_the_timescale(initial, timescale):
     assert np.all(values <= initial * (1 + 1e-6)) and np.all(values > 0)
     assert np.all(np.diff(values) <= 1e-6 * initial)
     around = helpers.evaluate(
-        schedule, [timescale * (1 - 1e-4), timescale, timescale * (1 + 1e-4)], dtype="float32"
+        schedule,
+        [timescale * (1 - 1e-4), timescale, timescale * (1 + 1e-4)],
+        dtype="float32",
     )
     np.testing.assert_allclose(around, initial, rtol=1e-4)
 
@@ -50,7 +60,10 @@ def test_bounded_monotone_and_continuous_at_the_timescale(initial, timescale):
     "kwargs, message",
     [
         ({"timescale": 0}, r"Argument `timescale` must be > 0\. Received: timescale=0"),
-        ({"initial_learning_rate": -0.5}, r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.5"),
+        (
+            {"initial_learning_rate": -0.5},
+            r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.5",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):

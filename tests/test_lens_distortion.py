@@ -26,7 +26,9 @@ def apply(layer, images, transformation):
 
 def geometry(height, width, dx, dy):
     """Distortion centre (x, y) and unit length of the documented convention."""
-    centre = np.array([(width - 1) / 2 + dx * width / 2, (height - 1) / 2 + dy * height / 2])
+    centre = np.array(
+        [(width - 1) / 2 + dx * width / 2, (height - 1) / 2 + dy * height / 2]
+    )
     return centre, np.hypot(height, width) / 2
 
 
@@ -43,8 +45,10 @@ def test_each_output_pixel_reads_the_point_the_formula_sends_there(k1, k2):
     out_offset = (np.stack([xs, ys], -1) - centre) / unit
     src_offset = (source.astype(np.float64) - centre) / unit
     inside = (
-        (source[..., 0] > 1) & (source[..., 0] < width - 2)
-        & (source[..., 1] > 1) & (source[..., 1] < height - 2)
+        (source[..., 0] > 1)
+        & (source[..., 0] < width - 2)
+        & (source[..., 1] > 1)
+        & (source[..., 1] < height - 2)
     )
     assert inside.mean() > 0.6
     r = np.linalg.norm(src_offset, axis=-1)[inside]
@@ -61,7 +65,9 @@ def test_barrel_pulls_content_in_and_pincushion_pushes_it_out(k1, inward):
     point = centre + 0.6 * unit * np.array([np.cos(0.4), np.sin(0.4)])
     ys, xs = np.mgrid[0:size, 0:size]
     blob = np.exp(-((xs - point[0]) ** 2 + (ys - point[1]) ** 2) / (2 * 1.5**2))
-    out = apply(RandomLensDistortion(), blob[None, ..., None], distortion(k1))[0, ..., 0]
+    out = apply(RandomLensDistortion(), blob[None, ..., None], distortion(k1))[
+        0, ..., 0
+    ]
     found = np.array([np.sum(out * xs), np.sum(out * ys)]) / np.sum(out)
     expected_r = 0.6 * (1 + k1 * 0.36)
     found_r = np.linalg.norm(found - centre) / unit
@@ -74,14 +80,18 @@ def test_barrel_pulls_content_in_and_pincushion_pushes_it_out(k1, inward):
 def test_matches_skimage_warp_with_a_numerically_inverted_map():
     image = skimage.transform.resize(skimage.data.camera(), (96, 96)).astype("float32")
     k1, k2, dx, dy = -0.15, 0.04, 0.1, -0.1
-    out = apply(RandomLensDistortion(), image[None, ..., None], distortion(k1, k2, dx, dy))
+    out = apply(
+        RandomLensDistortion(), image[None, ..., None], distortion(k1, k2, dx, dy)
+    )
     centre, unit = geometry(96, 96, dx, dy)
 
     def inverse_map(points):  # (col, row) of output pixels -> input points
         offset = (points - centre) / unit
         rho = np.linalg.norm(offset, axis=-1)
         low, high = np.zeros_like(rho), np.full_like(rho, 2.0)
-        for _ in range(60):  # bisection on the increasing f(r) = r (1 + k1 r^2 + k2 r^4)
+        for _ in range(
+            60
+        ):  # bisection on the increasing f(r) = r (1 + k1 r^2 + k2 r^4)
             mid = (low + high) / 2
             below = mid * (1 + k1 * mid**2 + k2 * mid**4) < rho
             low, high = np.where(below, mid, low), np.where(below, high, mid)
@@ -103,11 +113,15 @@ def test_pixels_no_input_point_reaches_get_the_fill_value():
 
 def test_zero_distortion_is_exact_identity():
     image = np.random.default_rng(0).random((1, 24, 32, 3)).astype("float32")
-    np.testing.assert_allclose(apply(RandomLensDistortion(), image, distortion(0.0)), image, atol=1e-5)
+    np.testing.assert_allclose(
+        apply(RandomLensDistortion(), image, distortion(0.0)), image, atol=1e-5
+    )
 
 
 def make(**kwargs):
-    return RandomLensDistortion(k1=0.3, k2=(-0.05, 0.05), center_jitter=0.1, seed=7, **kwargs)
+    return RandomLensDistortion(
+        k1=0.3, k2=(-0.05, 0.05), center_jitter=0.1, seed=7, **kwargs
+    )
 
 
 IMAGES = np.random.default_rng(1).integers(0, 255, (2, 16, 20, 3)).astype("float32")
@@ -117,7 +131,9 @@ IMAGES = np.random.default_rng(1).integers(0, 255, (2, 16, 20, 3)).astype("float
 def test_formats_seed_and_inference():
     contract.check_formats(make, IMAGES)
     contract.check_same_seed(make, IMAGES)
-    np.testing.assert_array_equal(contract.to_numpy(make()(IMAGES, training=False)), IMAGES)
+    np.testing.assert_array_equal(
+        contract.to_numpy(make()(IMAGES, training=False)), IMAGES
+    )
 
 
 @pytest.mark.smoke
@@ -137,9 +153,15 @@ def test_serialization(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"k1": (0.3, -0.3)}, r"`k1` must be a \(min, max\) pair with min <= max, both in \[-1.0, 1.0\]. Received: k1=\(0.3, -0.3\)"),
+        (
+            {"k1": (0.3, -0.3)},
+            r"`k1` must be a \(min, max\) pair with min <= max, both in \[-1.0, 1.0\]. Received: k1=\(0.3, -0.3\)",
+        ),
         ({"k2": (0.0, 1.5)}, r"`k2` must .* Received: k2=\(0.0, 1.5\)"),
-        ({"center_jitter": 1.5}, r"`center_jitter` must be in \[0.0, 1.0\]. Received: center_jitter=1.5"),
+        (
+            {"center_jitter": 1.5},
+            r"`center_jitter` must be in \[0.0, 1.0\]. Received: center_jitter=1.5",
+        ),
         ({"fill_mode": "mirror"}, r"`fill_mode` must be one of"),
     ],
 )
@@ -150,5 +172,7 @@ def test_bad_arguments(kwargs, message):
 
 @pytest.mark.smoke
 def test_wrong_rank_is_rejected():
-    with pytest.raises(ValueError, match=r"RandomLensDistortion expects images of rank 4"):
+    with pytest.raises(
+        ValueError, match=r"RandomLensDistortion expects images of rank 4"
+    ):
         RandomLensDistortion()(np.zeros((2, 1, 16, 20, 3), "float32"))

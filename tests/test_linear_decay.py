@@ -1,7 +1,8 @@
 import keras
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_trainplus.schedules import LinearDecay
@@ -55,9 +56,18 @@ def test_bounded_and_monotone(initial, fraction, decay_steps):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"decay_steps": -5}, r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=-5"),
-        ({"initial_learning_rate": -1.0}, r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-1\.0"),
-        ({"final_learning_rate": 0.5}, r"Argument `final_learning_rate` must be in \[0, 0\.1\]\. Received: final_learning_rate=0\.5"),
+        (
+            {"decay_steps": -5},
+            r"Argument `decay_steps` must be an integer > 0\. Received: decay_steps=-5",
+        ),
+        (
+            {"initial_learning_rate": -1.0},
+            r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-1\.0",
+        ),
+        (
+            {"final_learning_rate": 0.5},
+            r"Argument `final_learning_rate` must be in \[0, 0\.1\]\. Received: final_learning_rate=0\.5",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):

@@ -7,7 +7,8 @@ import pytest
 import keras_trainplus as ktp
 from tests.helpers import config as config_helpers
 from tests.helpers import optim
-from tests.helpers.backend import BACKEND, function_modes, only_backends
+from tests.helpers.backend import function_modes
+from tests.helpers.backend import only_backends
 
 
 def keras_adam_rule(lr, b1=0.9, b2=0.999, eps=1e-7):
@@ -19,7 +20,9 @@ def keras_adam_rule(lr, b1=0.9, b2=0.999, eps=1e-7):
         m = [b1 * mi + (1 - b1) * g for mi, g in zip(m, grads)]
         v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
         alpha = lr * np.sqrt(1 - b2_power) / (1 - b1_power)
-        params = [p - alpha * mi / (np.sqrt(vi) + eps) for p, mi, vi in zip(params, m, v)]
+        params = [
+            p - alpha * mi / (np.sqrt(vi) + eps) for p, mi, vi in zip(params, m, v)
+        ]
         return params, (m, v)
 
     return update
@@ -52,8 +55,20 @@ def lookahead_rule(inner_rule, initial, sync_period, slow_step_size):
 @pytest.mark.parametrize(
     "problem, inner, rule, sync_period, slow_step_size",
     [
-        (optim.Quadratic(), lambda: keras.optimizers.Adam(0.02), keras_adam_rule(0.02), 5, 0.5),
-        (optim.TinyMLP(), lambda: keras.optimizers.Adam(0.01), keras_adam_rule(0.01), 6, 0.8),
+        (
+            optim.Quadratic(),
+            lambda: keras.optimizers.Adam(0.02),
+            keras_adam_rule(0.02),
+            5,
+            0.5,
+        ),
+        (
+            optim.TinyMLP(),
+            lambda: keras.optimizers.Adam(0.01),
+            keras_adam_rule(0.01),
+            6,
+            0.8,
+        ),
         (
             optim.Quadratic(),
             lambda: keras.optimizers.SGD(0.05, momentum=0.9),
@@ -64,12 +79,16 @@ def lookahead_rule(inner_rule, initial, sync_period, slow_step_size):
     ],
     ids=["quadratic-adam", "mlp-adam", "quadratic-momentum"],
 )
-def test_trajectory_matches_float64_reference(problem, inner, rule, sync_period, slow_step_size, mode):
+def test_trajectory_matches_float64_reference(
+    problem, inner, rule, sync_period, slow_step_size, mode
+):
     steps = 120
     optimizer = ktp.optimizers.LookAhead(inner(), sync_period, slow_step_size)
     got = optim.keras_trajectory(optimizer, problem, steps, mode)
     reference = lookahead_rule(rule, problem.initial, sync_period, slow_step_size)
-    optim.assert_trajectories_close(got, optim.reference_trajectory(reference, problem, steps))
+    optim.assert_trajectories_close(
+        got, optim.reference_trajectory(reference, problem, steps)
+    )
 
 
 @pytest.mark.parametrize("mode", function_modes())
@@ -86,17 +105,25 @@ def test_zero_slow_step_returns_to_initial_weights_at_each_sync():
     optimizer = ktp.optimizers.LookAhead(keras.optimizers.SGD(0.05), 3, 0.0)
     trajectory = optim.keras_trajectory(optimizer, problem, 30)
     for t, params in enumerate(trajectory, start=1):
-        moved = any(not np.array_equal(p, np.float32(q)) for p, q in zip(params, problem.initial))
+        moved = any(
+            not np.array_equal(p, np.float32(q))
+            for p, q in zip(params, problem.initial)
+        )
         assert moved == (t % 3 != 0), t
 
 
 def test_state_is_one_slot_per_parameter_plus_inner():
-    variables = [keras.Variable(np.zeros((3, 4), "float32")), keras.Variable(np.zeros(5, "float32"))]
+    variables = [
+        keras.Variable(np.zeros((3, 4), "float32")),
+        keras.Variable(np.zeros(5, "float32")),
+    ]
     optimizer = ktp.optimizers.LookAhead(keras.optimizers.Adam())
     optimizer.build(variables)
     sizes = [int(np.prod(v.shape)) for v in optimizer.variables if len(v.shape) > 0]
     assert sum(sizes) == 3 * 17
-    assert len(optimizer.variables) == len(optimizer._variables) + len(optimizer.optimizer.variables)
+    assert len(optimizer.variables) == len(optimizer._variables) + len(
+        optimizer.optimizer.variables
+    )
 
 
 def test_slow_weights_start_from_the_values_at_build():
@@ -114,7 +141,9 @@ def test_slow_weights_start_from_the_values_at_build():
 def test_non_finite_inner_step_is_skipped_by_the_sync_counter():
     """A LossScaleOptimizer skip neither advances the counter nor touches phi/theta."""
     variable = keras.Variable(np.zeros(2, "float32"))
-    inner = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1.0), initial_scale=1.0)
+    inner = keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(1.0), initial_scale=1.0
+    )
     optimizer = ktp.optimizers.LookAhead(inner, sync_period=2, slow_step_size=0.5)
     optimizer.build([variable])
     slow = optimizer._slow_weights[0]
@@ -198,7 +227,9 @@ def test_learning_rate_callbacks_drive_the_inner_optimizer(rng):
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=callbacks)
     np.testing.assert_allclose(seen, [0.1, 0.05, 0.1 / 3], rtol=1e-6)
 
-    plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=1e9)
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="loss", factor=0.5, patience=0, min_delta=1e9
+    )
     # The first epoch sets the best loss, each later one fails to beat it by 1e9.
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[plateau])
     np.testing.assert_allclose(
@@ -223,7 +254,10 @@ def test_swap_slow_weights_twice_restores():
 @pytest.mark.smoke
 def test_config_roundtrip_and_deserialize():
     optimizer = ktp.optimizers.LookAhead(
-        keras.optimizers.Adam(3e-3, beta_1=0.8), sync_period=7, slow_step_size=0.3, clipnorm=1.0
+        keras.optimizers.Adam(3e-3, beta_1=0.8),
+        sync_period=7,
+        slow_step_size=0.3,
+        clipnorm=1.0,
     )
     restored = config_helpers.assert_config_roundtrip(optimizer)
     assert isinstance(restored.optimizer, keras.optimizers.Adam)
@@ -236,28 +270,52 @@ def test_config_roundtrip_and_deserialize():
     restored = config_helpers.assert_config_roundtrip(nested)
     assert isinstance(restored.optimizer.inner_optimizer, ktp.optimizers.RAdam)
     assert isinstance(ktp.optimizers.LookAhead("adam").optimizer, keras.optimizers.Adam)
-    from_dict = ktp.optimizers.LookAhead({"class_name": "SGD", "config": {"learning_rate": 0.3}})
+    from_dict = ktp.optimizers.LookAhead(
+        {"class_name": "SGD", "config": {"learning_rate": 0.3}}
+    )
     assert isinstance(from_dict.optimizer, keras.optimizers.SGD)
 
 
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(sync_period=0), ValueError,
-         r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=0"),
-        (dict(sync_period=2.5), ValueError,
-         r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=2\.5"),
-        (dict(slow_step_size=1.5), ValueError,
-         r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=1\.5"),
-        (dict(slow_step_size=-0.1), ValueError,
-         r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=-0\.1"),
-        (dict(learning_rate=0.1), ValueError,
-         r"Argument `learning_rate` is not accepted: the learning rate is the inner optimizer's; "
-         r"set it there\. Received: learning_rate=0\.1"),
-        (dict(momentum=0.9), ValueError, r"Argument\(s\) not recognized: \{'momentum': 0\.9\}"),
-        (dict(optimizer=lambda: None), TypeError,
-         r"Argument `optimizer` must be a `keras.optimizers.Optimizer` instance, a string "
-         r"identifier or an optimizer config\. Received: optimizer=<function"),
+        (
+            dict(sync_period=0),
+            ValueError,
+            r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=0",
+        ),
+        (
+            dict(sync_period=2.5),
+            ValueError,
+            r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=2\.5",
+        ),
+        (
+            dict(slow_step_size=1.5),
+            ValueError,
+            r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=1\.5",
+        ),
+        (
+            dict(slow_step_size=-0.1),
+            ValueError,
+            r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=-0\.1",
+        ),
+        (
+            dict(learning_rate=0.1),
+            ValueError,
+            r"Argument `learning_rate` is not accepted: the learning rate is the inner optimizer's; "
+            r"set it there\. Received: learning_rate=0\.1",
+        ),
+        (
+            dict(momentum=0.9),
+            ValueError,
+            r"Argument\(s\) not recognized: \{'momentum': 0\.9\}",
+        ),
+        (
+            dict(optimizer=lambda: None),
+            TypeError,
+            r"Argument `optimizer` must be a `keras.optimizers.Optimizer` instance, a string "
+            r"identifier or an optimizer config\. Received: optimizer=<function",
+        ),
         (dict(optimizer=3), TypeError, r"Received: optimizer=3$"),
     ],
 )
@@ -271,7 +329,13 @@ def test_bad_arguments(kwargs, error, message):
 def test_wrapping_a_loss_scale_optimizer_in_every_mode(mode):
     """LookAhead(LossScaleOptimizer(...)) compiles (JAX: no assignment in its conds)."""
     problem = optim.Quadratic()
-    inner = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05), initial_scale=1.0)
-    got = optim.keras_trajectory(ktp.optimizers.LookAhead(inner, 3, 0.5), problem, 12, mode)
+    inner = keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(0.05), initial_scale=1.0
+    )
+    got = optim.keras_trajectory(
+        ktp.optimizers.LookAhead(inner, 3, 0.5), problem, 12, mode
+    )
     reference = lookahead_rule(momentum_rule(0.05, 0.0), problem.initial, 3, 0.5)
-    optim.assert_trajectories_close(got, optim.reference_trajectory(reference, problem, 12))
+    optim.assert_trajectories_close(
+        got, optim.reference_trajectory(reference, problem, 12)
+    )

@@ -94,8 +94,11 @@ def test_random_mixup_outputs_are_convex_and_weights_follow_beta(alpha):
 def test_cutmix_label_weight_is_the_unpasted_area_and_switching_rate():
     cutmix_alpha, switch_prob = 1.0, 0.7
     layer = Mixup(
-        alpha=0.5, cutmix_alpha=cutmix_alpha, switch_prob=switch_prob,
-        num_classes=4, seed=3,
+        alpha=0.5,
+        cutmix_alpha=cutmix_alpha,
+        switch_prob=switch_prob,
+        num_classes=4,
+        seed=3,
     )
     images, pairs = _draws(layer, 300, size=(9, 7))
     partner_values = np.roll(np.arange(1, 5), 1)
@@ -195,10 +198,11 @@ def test_structures_in_tf_data_with_a_partial_last_batch():
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4).map(layer)
     assert [(tuple(x.shape), tuple(y.shape)) for x, y in ds] == [
-        ((4, 24, 32, 3), (4, 3)), ((3, 24, 32, 3), (3, 3)),
+        ((4, 24, 32, 3), (4, 3)),
+        ((3, 24, 32, 3), (3, 3)),
     ]
     ds = tf.data.Dataset.from_tensor_slices((images, labels, weights)).batch(4)
-    for start, (x, y, w) in zip((0, 4), ds.map(layer)):
+    for start, (_, y, w) in zip((0, 4), ds.map(layer)):
         # Weights mix with the labels' weight, read off sample 1 (its class differs
         # from its partner's): y[1] = lam e_{c_1} + (1 - lam) e_{c_0}.
         lam = y.numpy()[1, labels[start + 1]]
@@ -290,7 +294,8 @@ def test_inside_jax_jit():
 def test_output_shapes():
     layer = Mixup(num_classes=10)
     assert layer.compute_output_shape(((None, 8, 8, 3), (None,))) == (
-        (None, 8, 8, 3), (None, 10),
+        (None, 8, 8, 3),
+        (None, 10),
     )
     shapes = {"images": (4, 8, 8, 3), "labels": (4, 10), "sample_weight": (4,)}
     assert layer.compute_output_shape(shapes) == shapes
@@ -298,8 +303,12 @@ def test_output_shapes():
 
 def test_config_roundtrip():
     layer = Mixup(
-        alpha=0.4, cutmix_alpha=1.0, switch_prob=0.3, num_classes=10,
-        label_smoothing=0.1, seed=4,
+        alpha=0.4,
+        cutmix_alpha=1.0,
+        switch_prob=0.3,
+        num_classes=10,
+        label_smoothing=0.1,
+        seed=4,
     )
     assert_config_roundtrip(layer)
 

@@ -41,31 +41,47 @@ def nesterov_rule(lr, momentum, initial=None, warmup=0):
         (optim.Quadratic(), dict(learning_rate=0.05, momentum=0.9)),
         (
             optim.Quadratic(),
-            dict(learning_rate=0.05, momentum=0.95, initial_momentum=0.5, momentum_warmup_steps=60),
+            dict(
+                learning_rate=0.05,
+                momentum=0.95,
+                initial_momentum=0.5,
+                momentum_warmup_steps=60,
+            ),
         ),
         (
             optim.TinyMLP(),
-            dict(learning_rate=0.5, momentum=0.9, initial_momentum=0.0, momentum_warmup_steps=30),
+            dict(
+                learning_rate=0.5,
+                momentum=0.9,
+                initial_momentum=0.0,
+                momentum_warmup_steps=30,
+            ),
         ),
     ],
     ids=["quadratic", "quadratic-ramp", "mlp-ramp"],
 )
 def test_trajectory_matches_float64_reference(problem, kwargs, mode):
     steps = 120
-    got = optim.keras_trajectory(ktp.optimizers.Nesterov(**kwargs), problem, steps, mode)
+    got = optim.keras_trajectory(
+        ktp.optimizers.Nesterov(**kwargs), problem, steps, mode
+    )
     rule = nesterov_rule(
         kwargs["learning_rate"],
         kwargs["momentum"],
         kwargs.get("initial_momentum"),
         kwargs.get("momentum_warmup_steps", 0),
     )
-    optim.assert_trajectories_close(got, optim.reference_trajectory(rule, problem, steps))
+    optim.assert_trajectories_close(
+        got, optim.reference_trajectory(rule, problem, steps)
+    )
 
 
 @pytest.mark.parametrize("mode", function_modes())
 def test_constant_momentum_equals_keras_sgd_nesterov(mode):
     problem = optim.TinyMLP()
-    ours = optim.keras_trajectory(ktp.optimizers.Nesterov(0.3, momentum=0.8), problem, 100, mode)
+    ours = optim.keras_trajectory(
+        ktp.optimizers.Nesterov(0.3, momentum=0.8), problem, 100, mode
+    )
     keras_sgd = keras.optimizers.SGD(0.3, momentum=0.8, nesterov=True)
     theirs = optim.keras_trajectory(keras_sgd, problem, 100, mode)
     optim.assert_trajectories_close(ours, theirs, rtol=0, atol=0)
@@ -77,7 +93,9 @@ def test_weight_decay_is_decoupled_and_honours_exclusions():
     optimizer = ktp.optimizers.Nesterov(0.1, momentum=0.5, weight_decay=0.2)
     optimizer.exclude_from_weight_decay(var_names=["bias"])
     optimizer.apply([keras.ops.zeros((2, 2)), keras.ops.zeros((2,))], [kernel, bias])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(kernel), 1 - 0.1 * 0.2, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(kernel), 1 - 0.1 * 0.2, rtol=1e-6
+    )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bias), 1.0)
 
 
@@ -91,7 +109,11 @@ def test_state_is_one_slot_per_parameter():
 @pytest.mark.smoke
 def test_config_roundtrip_and_deserialize():
     optimizer = ktp.optimizers.Nesterov(
-        0.1, momentum=0.95, initial_momentum=0.5, momentum_warmup_steps=100, clipvalue=2.0
+        0.1,
+        momentum=0.95,
+        initial_momentum=0.5,
+        momentum_warmup_steps=100,
+        clipvalue=2.0,
     )
     restored = config_helpers.assert_config_roundtrip(optimizer)
     assert restored.momentum_warmup_steps == 100
@@ -102,15 +124,27 @@ def test_config_roundtrip_and_deserialize():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(learning_rate=-0.1), r"Argument `learning_rate` must be >= 0\. Received: learning_rate=-0\.1"),
-        (dict(momentum=1.0), r"Argument `momentum` must be in \[0, 1\)\. Received: momentum=1\.0"),
-        (dict(initial_momentum=-0.5, momentum_warmup_steps=10),
-         r"Argument `initial_momentum` must be in \[0, 1\)\. Received: initial_momentum=-0\.5"),
-        (dict(momentum_warmup_steps=-1),
-         r"Argument `momentum_warmup_steps` must be an integer >= 0\. Received: momentum_warmup_steps=-1"),
-        (dict(initial_momentum=0.5),
-         r"Argument `momentum_warmup_steps` must be an integer >= 1 when `initial_momentum` is set\. "
-         r"Received: momentum_warmup_steps=0"),
+        (
+            dict(learning_rate=-0.1),
+            r"Argument `learning_rate` must be >= 0\. Received: learning_rate=-0\.1",
+        ),
+        (
+            dict(momentum=1.0),
+            r"Argument `momentum` must be in \[0, 1\)\. Received: momentum=1\.0",
+        ),
+        (
+            dict(initial_momentum=-0.5, momentum_warmup_steps=10),
+            r"Argument `initial_momentum` must be in \[0, 1\)\. Received: initial_momentum=-0\.5",
+        ),
+        (
+            dict(momentum_warmup_steps=-1),
+            r"Argument `momentum_warmup_steps` must be an integer >= 0\. Received: momentum_warmup_steps=-1",
+        ),
+        (
+            dict(initial_momentum=0.5),
+            r"Argument `momentum_warmup_steps` must be an integer >= 1 when `initial_momentum` is set\. "
+            r"Received: momentum_warmup_steps=0",
+        ),
         (dict(nesterov=True), r"Argument\(s\) not recognized: \{'nesterov': True\}"),
     ],
 )

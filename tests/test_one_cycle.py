@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_trainplus.schedules import OneCycle
@@ -77,7 +78,9 @@ def test_equals_torch_one_cycle_lr(max_lr, total, pct, div, final_div, anneal):
     final_div=st.floats(1.0, 1e5),
     anneal=st.sampled_from(["cos", "linear"]),
 )
-def test_bounded_rises_then_falls_and_continuous_at_the_peak(total, pct, div, final_div, anneal):
+def test_bounded_rises_then_falls_and_continuous_at_the_peak(
+    total, pct, div, final_div, anneal
+):
     schedule = OneCycle(1.0, total, pct, div, final_div, anneal)
     peak = pct * total - 1
     steps = np.sort(np.concatenate([np.linspace(0, total + 5, 101), [peak]]))
@@ -87,7 +90,9 @@ def test_bounded_rises_then_falls_and_continuous_at_the_peak(total, pct, div, fi
     rising = np.diff(values[steps <= peak])
     falling = np.diff(values[steps >= peak])
     assert np.all(rising >= -1e-6) and np.all(falling <= 1e-6)
-    around = helpers.evaluate(schedule, [peak - 1e-3, peak, peak + 1e-3], dtype="float32")
+    around = helpers.evaluate(
+        schedule, [peak - 1e-3, peak, peak + 1e-3], dtype="float32"
+    )
     # No jump at the peak: within 1e-3 steps the rate moves by at most the slope.
     slope = 1.0 / peak + 1.0 / (total - 1 - peak)
     np.testing.assert_allclose(around, 1.0, atol=1e-3 * slope + 1e-6)
@@ -96,15 +101,42 @@ def test_bounded_rises_then_falls_and_continuous_at_the_peak(total, pct, div, fi
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"total_steps": 0}, r"Argument `total_steps` must be an integer > 1\. Received: total_steps=0"),
-        ({"total_steps": 1}, r"Argument `total_steps` must be an integer > 1\. Received: total_steps=1"),
-        ({"pct_start": 0.0}, r"Argument `pct_start` must be in \(0, 1\)\. Received: pct_start=0\.0"),
-        ({"pct_start": 1.0}, r"Argument `pct_start` must be in \(0, 1\)\. Received: pct_start=1\.0"),
-        ({"pct_start": 0.005}, r"Argument `pct_start` must be > 1 / total_steps = 0\.01 so that the warm-up spans more than one step\. Received: pct_start=0\.005"),
-        ({"max_learning_rate": -0.1}, r"Argument `max_learning_rate` must be >= 0\. Received: max_learning_rate=-0\.1"),
-        ({"div_factor": 0.5}, r"Argument `div_factor` must be >= 1\. Received: div_factor=0\.5"),
-        ({"final_div_factor": 0.0}, r"Argument `final_div_factor` must be >= 1\. Received: final_div_factor=0\.0"),
-        ({"anneal": "cosine"}, r"Argument `anneal` must be one of 'cos', 'linear'\. Received: anneal='cosine'"),
+        (
+            {"total_steps": 0},
+            r"Argument `total_steps` must be an integer > 1\. Received: total_steps=0",
+        ),
+        (
+            {"total_steps": 1},
+            r"Argument `total_steps` must be an integer > 1\. Received: total_steps=1",
+        ),
+        (
+            {"pct_start": 0.0},
+            r"Argument `pct_start` must be in \(0, 1\)\. Received: pct_start=0\.0",
+        ),
+        (
+            {"pct_start": 1.0},
+            r"Argument `pct_start` must be in \(0, 1\)\. Received: pct_start=1\.0",
+        ),
+        (
+            {"pct_start": 0.005},
+            r"Argument `pct_start` must be > 1 / total_steps = 0\.01 so that the warm-up spans more than one step\. Received: pct_start=0\.005",
+        ),
+        (
+            {"max_learning_rate": -0.1},
+            r"Argument `max_learning_rate` must be >= 0\. Received: max_learning_rate=-0\.1",
+        ),
+        (
+            {"div_factor": 0.5},
+            r"Argument `div_factor` must be >= 1\. Received: div_factor=0\.5",
+        ),
+        (
+            {"final_div_factor": 0.0},
+            r"Argument `final_div_factor` must be >= 1\. Received: final_div_factor=0\.0",
+        ),
+        (
+            {"anneal": "cosine"},
+            r"Argument `anneal` must be one of 'cos', 'linear'\. Received: anneal='cosine'",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):

@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 
 import keras_trainplus as ktp
-from tests.helpers.backend import BACKEND, compile_modes, only_backends
+from tests.helpers.backend import compile_modes
+from tests.helpers.backend import only_backends
 
 OPTIMIZERS = {
-    "nesterov": lambda: ktp.optimizers.Nesterov(0.05, initial_momentum=0.5, momentum_warmup_steps=4),
+    "nesterov": lambda: ktp.optimizers.Nesterov(
+        0.05, initial_momentum=0.5, momentum_warmup_steps=4
+    ),
     "radam": lambda: ktp.optimizers.RAdam(5e-3, beta_2=0.99),
-    "lookahead": lambda: ktp.optimizers.LookAhead(keras.optimizers.Adam(5e-3), sync_period=3),
+    "lookahead": lambda: ktp.optimizers.LookAhead(
+        keras.optimizers.Adam(5e-3), sync_period=3
+    ),
     "ranger": lambda: ktp.optimizers.Ranger(5e-3, beta_2=0.99, sync_period=3),
 }
 
@@ -19,7 +24,9 @@ OPTIMIZERS = {
 def _images(n=64, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 8, 8, 1)).astype("float32")
-    y = (x[:, :4, :4, 0].mean(axis=(1, 2)) > x[:, 4:, 4:, 0].mean(axis=(1, 2))).astype("int32")
+    y = (x[:, :4, :4, 0].mean(axis=(1, 2)) > x[:, 4:, 4:, 0].mean(axis=(1, 2))).astype(
+        "int32"
+    )
     return x, y
 
 
@@ -36,7 +43,13 @@ def _convnet():
 
 def _dense_model(seed=3):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1)])
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
 
 
 def _regression_data(n=32):
@@ -138,7 +151,9 @@ def test_jax_data_parallel_matches_single_device(name):
     single = _fit_steps(_dense_model(), OPTIMIZERS[name](), x, y)
     devices = jax.devices("cpu")
     assert len(devices) >= 2
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:2]))
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=devices[:2])
+    )
     try:
         parallel = _fit_steps(_dense_model(), OPTIMIZERS[name](), x, y)
     finally:
@@ -149,7 +164,9 @@ def test_jax_data_parallel_matches_single_device(name):
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_save_and_resume_equals_straight_training(name, tmp_path):
-    x, y = _regression_data(40)  # 5 steps per epoch: syncs fall inside and across epochs
+    x, y = _regression_data(
+        40
+    )  # 5 steps per epoch: syncs fall inside and across epochs
     straight = _fit_steps(_dense_model(), OPTIMIZERS[name](), x, y, epochs=3)
 
     model = _dense_model()
@@ -164,7 +181,9 @@ def test_save_and_resume_equals_straight_training(name, tmp_path):
 
 
 @pytest.mark.smoke
-@pytest.mark.parametrize("compile_id, compile_kwargs", compile_modes(), ids=[m[0] for m in compile_modes()])
+@pytest.mark.parametrize(
+    "compile_id, compile_kwargs", compile_modes(), ids=[m[0] for m in compile_modes()]
+)
 def test_fit_initialises_slow_weights_from_the_model(compile_id, compile_kwargs):
     """TensorFlow builds the optimizer while tracing `fit`'s step: phi must still be theta_0."""
     x, y = _regression_data(8)
@@ -181,7 +200,9 @@ BASE_KWARGS = dict(gradient_accumulation_steps=2, clipnorm=1.0, weight_decay=1e-
 WITH_BASE_KWARGS = {
     "nesterov": lambda: ktp.optimizers.Nesterov(0.05, **BASE_KWARGS),
     "radam": lambda: ktp.optimizers.RAdam(5e-3, **BASE_KWARGS),
-    "lookahead": lambda: ktp.optimizers.LookAhead(keras.optimizers.Adam(5e-3), 2, **BASE_KWARGS),
+    "lookahead": lambda: ktp.optimizers.LookAhead(
+        keras.optimizers.Adam(5e-3), 2, **BASE_KWARGS
+    ),
     "ranger": lambda: ktp.optimizers.Ranger(5e-3, sync_period=2, **BASE_KWARGS),
 }
 
@@ -195,12 +216,18 @@ def test_base_arguments_accumulate_clip_and_decay(name):
     accumulated.compile(optimizer=optimizer, loss="mse")
     accumulated.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
     assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 3
-    reference_kwargs = {k: v for k, v in BASE_KWARGS.items() if k != "gradient_accumulation_steps"}
+    reference_kwargs = {
+        k: v for k, v in BASE_KWARGS.items() if k != "gradient_accumulation_steps"
+    }
     make = {
         "nesterov": lambda: ktp.optimizers.Nesterov(0.05, **reference_kwargs),
         "radam": lambda: ktp.optimizers.RAdam(5e-3, **reference_kwargs),
-        "lookahead": lambda: ktp.optimizers.LookAhead(keras.optimizers.Adam(5e-3), 2, **reference_kwargs),
-        "ranger": lambda: ktp.optimizers.Ranger(5e-3, sync_period=2, **reference_kwargs),
+        "lookahead": lambda: ktp.optimizers.LookAhead(
+            keras.optimizers.Adam(5e-3), 2, **reference_kwargs
+        ),
+        "ranger": lambda: ktp.optimizers.Ranger(
+            5e-3, sync_period=2, **reference_kwargs
+        ),
     }[name]
     whole = _dense_model()
     whole.compile(optimizer=make(), loss="mse")

@@ -3,7 +3,9 @@ import sys
 import numpy as np
 import pytest
 
-from keras_trainplus.schedules import CosineDecay, StepDecay, plot
+from keras_trainplus.schedules import CosineDecay
+from keras_trainplus.schedules import StepDecay
+from keras_trainplus.schedules import plot
 from tests.helpers import schedules as helpers
 
 
@@ -33,12 +35,16 @@ def test_plots_given_steps_into_the_current_axes(axes):
     steps = [0, 99, 100, 250]
     ax = plot(StepDecay(1.0, [100, 200]), steps)
     assert ax is axes
-    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [1.0, 1.0, 0.1, 0.01], rtol=1e-6)
+    np.testing.assert_allclose(
+        ax.get_lines()[0].get_ydata(), [1.0, 1.0, 0.1, 0.01], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("steps", [0, 2.5, [[1, 2]], []])
 def test_rejects_bad_steps(axes, steps):
-    with pytest.raises(ValueError, match=r"Argument `steps` must be an integer >= 1 or a 1-D sequence"):
+    with pytest.raises(
+        ValueError, match=r"Argument `steps` must be an integer >= 1 or a 1-D sequence"
+    ):
         plot(CosineDecay(0.1, 10), steps, ax=axes)
 
 

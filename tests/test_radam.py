@@ -24,7 +24,9 @@ def radam_rule(lr=1e-3, b1=0.9, b2=0.999, eps=1e-7, threshold=5.0):
                 (rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)
             )
             alpha = lr * r * np.sqrt(1 - b2**t) / (1 - b1**t)
-            params = [p - alpha * mi / (np.sqrt(vi) + eps) for p, mi, vi in zip(params, m, v)]
+            params = [
+                p - alpha * mi / (np.sqrt(vi) + eps) for p, mi, vi in zip(params, m, v)
+            ]
         else:
             params = [p - lr / (1 - b1**t) * mi for p, mi in zip(params, m)]
         return params, (m, v)
@@ -45,7 +47,10 @@ def first_rectified_step(b2, threshold=5.0):
     "problem, kwargs",
     [
         (optim.Quadratic(), dict(learning_rate=0.01)),
-        (optim.Quadratic(), dict(learning_rate=0.02, beta_1=0.8, beta_2=0.99, epsilon=0.0)),
+        (
+            optim.Quadratic(),
+            dict(learning_rate=0.02, beta_1=0.8, beta_2=0.99, epsilon=0.0),
+        ),
         (optim.TinyMLP(), dict(learning_rate=0.01, beta_2=0.98, sma_threshold=6.0)),
     ],
     ids=["quadratic", "quadratic-b2-0.99-eps0", "mlp"],
@@ -62,7 +67,9 @@ def test_trajectory_matches_float64_reference(problem, kwargs, mode):
         eps=kwargs.get("epsilon", 1e-7),
         threshold=kwargs.get("sma_threshold", 5.0),
     )
-    optim.assert_trajectories_close(got, optim.reference_trajectory(rule, problem, steps))
+    optim.assert_trajectories_close(
+        got, optim.reference_trajectory(rule, problem, steps)
+    )
 
 
 def test_rho_is_accurate_in_float32():
@@ -102,11 +109,16 @@ def test_momentum_steps_before_threshold_ignore_v():
     optimizer = ktp.optimizers.RAdam(0.1, beta_1=0.9, beta_2=0.999)
     grad = np.array([1.0, -100.0, 1e-3], "float32")
     optimizer.apply([keras.ops.convert_to_tensor(grad)], [variable])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), -0.1 * grad, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(variable), -0.1 * grad, rtol=1e-6
+    )
 
 
 def test_state_is_two_slots_per_parameter():
-    variables = [keras.Variable(np.zeros((3, 4), "float32")), keras.Variable(np.zeros(5, "float32"))]
+    variables = [
+        keras.Variable(np.zeros((3, 4), "float32")),
+        keras.Variable(np.zeros(5, "float32")),
+    ]
     optimizer = ktp.optimizers.RAdam()
     optimizer.build(variables)
     sizes = [int(np.prod(v.shape)) for v in optimizer.variables if len(v.shape) > 0]
@@ -129,11 +141,26 @@ def test_config_roundtrip_and_deserialize():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(learning_rate=-1.0), r"Argument `learning_rate` must be >= 0\. Received: learning_rate=-1\.0"),
-        (dict(beta_1=1.0), r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1\.0"),
-        (dict(beta_2=-0.1), r"Argument `beta_2` must be in \[0, 1\)\. Received: beta_2=-0\.1"),
-        (dict(epsilon=-1e-8), r"Argument `epsilon` must be >= 0\. Received: epsilon=-1e-08"),
-        (dict(sma_threshold=3.0), r"Argument `sma_threshold` must be >= 4\. Received: sma_threshold=3\.0"),
+        (
+            dict(learning_rate=-1.0),
+            r"Argument `learning_rate` must be >= 0\. Received: learning_rate=-1\.0",
+        ),
+        (
+            dict(beta_1=1.0),
+            r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1\.0",
+        ),
+        (
+            dict(beta_2=-0.1),
+            r"Argument `beta_2` must be in \[0, 1\)\. Received: beta_2=-0\.1",
+        ),
+        (
+            dict(epsilon=-1e-8),
+            r"Argument `epsilon` must be >= 0\. Received: epsilon=-1e-08",
+        ),
+        (
+            dict(sma_threshold=3.0),
+            r"Argument `sma_threshold` must be >= 4\. Received: sma_threshold=3\.0",
+        ),
         (dict(amsgrad=True), r"Argument\(s\) not recognized: \{'amsgrad': True\}"),
     ],
 )

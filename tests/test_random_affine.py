@@ -38,7 +38,9 @@ def transformation(angle, tx, ty, zoom, stretch, shear_x, shear_y):
 
 def reference_matrix(height, width, angle, tx, ty, zoom, stretch, shear_x, shear_y):
     """The docstring's g(p) = A (p - c - t) + c as a 3x3 (x, y, 1) matrix, float64."""
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    rotation = np.array(
+        [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    )
     shear = np.array([[1.0, shear_x], [shear_y, 1.0]])
     scale = np.diag([(1 + zoom) * (1 + stretch), 1 + zoom])
     a = rotation @ shear @ scale
@@ -91,7 +93,9 @@ def test_matches_skimage_warp_nearest():
     out = apply(layer, image.astype("float32"), params)[..., 0]
     m = reference_matrix(96, 96, *params)
     reference = skimage.transform.warp(
-        image[..., 0], skimage.transform.AffineTransform(matrix=m), order=0,
+        image[..., 0],
+        skimage.transform.AffineTransform(matrix=m),
+        order=0,
         mode="symmetric",
     )
     # Nearest reads may round a coordinate at .5 differently: allow a few pixels.
@@ -126,10 +130,16 @@ def test_factor_conventions_match_keras_layers(ours, theirs):
 
 def test_draws_cover_the_ranges_uniformly():
     layer = RandomAffine(
-        rotation=(-0.1, 0.05), translation=0.2, zoom=(0.1, 0.3), stretch=0.1,
-        shear=(0.0, 0.2), seed=4,
+        rotation=(-0.1, 0.05),
+        translation=0.2,
+        zoom=(0.1, 0.3),
+        stretch=0.1,
+        shear=(0.0, 0.2),
+        seed=4,
     )
-    draws = {k: contract.to_numpy(v) for k, v in layer.random_parameters(4000, 8, 8).items()}
+    draws = {
+        k: contract.to_numpy(v) for k, v in layer.random_parameters(4000, 8, 8).items()
+    }
     checks = [
         (draws["angle"] / (2 * np.pi), -0.1, 0.05),
         (draws["translation"].ravel(), -0.2, 0.2),
@@ -139,8 +149,12 @@ def test_draws_cover_the_ranges_uniformly():
     ]
     for values, low, high in checks:
         assert values.min() >= low - 1e-6 and values.max() <= high + 1e-6
-        np.testing.assert_allclose(np.mean(values), (low + high) / 2, atol=0.01 * (high - low) + 1e-3)
-        np.testing.assert_allclose(np.std(values), (high - low) / np.sqrt(12), rtol=0.05)
+        np.testing.assert_allclose(
+            np.mean(values), (low + high) / 2, atol=0.01 * (high - low) + 1e-3
+        )
+        np.testing.assert_allclose(
+            np.std(values), (high - low) / np.sqrt(12), rtol=0.05
+        )
 
 
 def make(**kwargs):
@@ -176,13 +190,31 @@ def test_serialization(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"rotation": (0.2, 0.1)}, r"`rotation` must be a \(min, max\) pair .* rotation=\(0.2, 0.1\)"),
-        ({"translation": 1.5}, r"`translation` must .* both in \[-1.0, 1.0\]. Received: translation=\(-1.5, 1.5\)"),
-        ({"zoom": (-1.0, 0.2)}, r"`zoom` must .* both > -1.0. Received: zoom=\(-1.0, 0.2\)"),
-        ({"stretch": "wide"}, r"`stretch` must be a \(min, max\) pair .* both > -1.0. Received: stretch='wide'"),
+        (
+            {"rotation": (0.2, 0.1)},
+            r"`rotation` must be a \(min, max\) pair .* rotation=\(0.2, 0.1\)",
+        ),
+        (
+            {"translation": 1.5},
+            r"`translation` must .* both in \[-1.0, 1.0\]. Received: translation=\(-1.5, 1.5\)",
+        ),
+        (
+            {"zoom": (-1.0, 0.2)},
+            r"`zoom` must .* both > -1.0. Received: zoom=\(-1.0, 0.2\)",
+        ),
+        (
+            {"stretch": "wide"},
+            r"`stretch` must be a \(min, max\) pair .* both > -1.0. Received: stretch='wide'",
+        ),
         ({"shear": (0.1, 2.0)}, r"`shear` must .* Received: shear=\(0.1, 2.0\)"),
-        ({"fill_mode": "mirror"}, r"`fill_mode` must be one of 'reflect', 'wrap', 'constant', 'nearest'. Received: fill_mode='mirror'"),
-        ({"interpolation": "bicubic"}, r"`interpolation` must be one of 'bilinear', 'nearest'"),
+        (
+            {"fill_mode": "mirror"},
+            r"`fill_mode` must be one of 'reflect', 'wrap', 'constant', 'nearest'. Received: fill_mode='mirror'",
+        ),
+        (
+            {"interpolation": "bicubic"},
+            r"`interpolation` must be one of 'bilinear', 'nearest'",
+        ),
         ({"fill_value": float("nan")}, r"`fill_value` must be a finite number"),
     ],
 )

@@ -41,8 +41,12 @@ def test_crop_offsets_are_uniform_where_the_crop_fits():
     # uniform on [0, 1) when the offset k is uniform on {0, ..., n - 1}.
     jitter = np.random.default_rng(0).random((2, len(top)))
     uniform = scipy.stats.uniform(0, 1).cdf
-    assert scipy.stats.kstest((top + jitter[0]) / (scaled_h - 63), uniform).pvalue > 0.001
-    assert scipy.stats.kstest((left + jitter[1]) / (scaled_w - 95), uniform).pvalue > 0.001
+    assert (
+        scipy.stats.kstest((top + jitter[0]) / (scaled_h - 63), uniform).pvalue > 0.001
+    )
+    assert (
+        scipy.stats.kstest((left + jitter[1]) / (scaled_w - 95), uniform).pvalue > 0.001
+    )
 
 
 def astronaut(height, width):
@@ -55,7 +59,10 @@ def reference(image, short_side, top, left, height, width):
     h, w = image.shape[:2]
     factor = short_side / min(h, w)
     scaled = skimage.transform.resize(
-        image, (round(h * factor), round(w * factor)), order=1, mode="edge",
+        image,
+        (round(h * factor), round(w * factor)),
+        order=1,
+        mode="edge",
         anti_aliasing=False,
     )
     return scaled[top : top + height, left : left + width]
@@ -68,7 +75,9 @@ def test_resize_and_crop_in_one_read_match_skimage():
         "short_side": np.array([60.0], "float32"),
         "offsets": np.array([[11.0, 29.0]], "float32"),
     }
-    out = layer.transform_images(keras.ops.convert_to_tensor(image[None]), transformation)
+    out = layer.transform_images(
+        keras.ops.convert_to_tensor(image[None]), transformation
+    )
     expected = reference(image, 60, 11, 29, 32, 40)
     assert contract.psnr(contract.to_numpy(out)[0], expected) > 60
 
@@ -99,7 +108,10 @@ def test_formats_seed_and_shapes():
 @pytest.mark.smoke
 def test_tf_data_with_variable_sizes():
     contract.check_tf_data(
-        make, IMAGES[[0, 1, 0, 1]], (10, 12, 3), variable_sizes=[(30, 41, 3), (17, 64, 3)]
+        make,
+        IMAGES[[0, 1, 0, 1]],
+        (10, 12, 3),
+        variable_sizes=[(30, 41, 3), (17, 64, 3)],
     )
 
 
@@ -115,10 +127,22 @@ def test_serialization(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"height": -3}, r"Argument `height` must be an integer >= 1. Received: height=-3"),
-        ({"short_side_range": (200, 480)}, r"`short_side_range` must be a \(min, max\) pair of integers with max\(height, width\)=224 <= min <= max. Received: short_side_range=\(200, 480\)"),
-        ({"short_side_range": (300, 256)}, r"`short_side_range` must be a \(min, max\) pair with min <= max"),
-        ({"short_side_range": (256.5, 300)}, r"`short_side_range` must be a \(min, max\) pair of integers"),
+        (
+            {"height": -3},
+            r"Argument `height` must be an integer >= 1. Received: height=-3",
+        ),
+        (
+            {"short_side_range": (200, 480)},
+            r"`short_side_range` must be a \(min, max\) pair of integers with max\(height, width\)=224 <= min <= max. Received: short_side_range=\(200, 480\)",
+        ),
+        (
+            {"short_side_range": (300, 256)},
+            r"`short_side_range` must be a \(min, max\) pair with min <= max",
+        ),
+        (
+            {"short_side_range": (256.5, 300)},
+            r"`short_side_range` must be a \(min, max\) pair of integers",
+        ),
         ({"interpolation": "cubic"}, r"`interpolation` must be one of"),
     ],
 )

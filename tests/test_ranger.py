@@ -15,7 +15,9 @@ from tests.test_radam import radam_rule
 def centralized(grads, min_rank=2):
     """Yong et al. 2020: subtract the mean over all axes but the output (last) one."""
     return [
-        g - g.mean(axis=tuple(range(g.ndim - 1)), keepdims=True) if g.ndim >= min_rank else g
+        g - g.mean(axis=tuple(range(g.ndim - 1)), keepdims=True)
+        if g.ndim >= min_rank
+        else g
         for g in grads
     ]
 
@@ -30,21 +32,27 @@ def ranger_rule(problem, lr, b1, b2, eps, sync_period, slow_step_size):
 
 
 @pytest.mark.parametrize("mode", function_modes())
-@pytest.mark.parametrize("problem", [optim.Quadratic(), optim.TinyMLP()], ids=["quadratic", "mlp"])
+@pytest.mark.parametrize(
+    "problem", [optim.Quadratic(), optim.TinyMLP()], ids=["quadratic", "mlp"]
+)
 def test_trajectory_matches_float64_reference(problem, mode):
     steps = 120
     kwargs = dict(learning_rate=0.01, beta_1=0.95, beta_2=0.99, epsilon=1e-5)
     optimizer = ktp.optimizers.Ranger(**kwargs, sync_period=6, slow_step_size=0.5)
     got = optim.keras_trajectory(optimizer, problem, steps, mode)
     rule = ranger_rule(problem, 0.01, 0.95, 0.99, 1e-5, 6, 0.5)
-    optim.assert_trajectories_close(got, optim.reference_trajectory(rule, problem, steps))
+    optim.assert_trajectories_close(
+        got, optim.reference_trajectory(rule, problem, steps)
+    )
 
 
 @pytest.mark.parametrize("mode", function_modes())
 def test_without_gc_equals_lookahead_of_radam(mode):
     problem = optim.TinyMLP()
     kwargs = dict(learning_rate=0.02, beta_1=0.9, beta_2=0.99, epsilon=1e-6)
-    ranger = ktp.optimizers.Ranger(**kwargs, sync_period=4, slow_step_size=0.6, use_gc=False)
+    ranger = ktp.optimizers.Ranger(
+        **kwargs, sync_period=4, slow_step_size=0.6, use_gc=False
+    )
     lookahead = ktp.optimizers.LookAhead(ktp.optimizers.RAdam(**kwargs), 4, 0.6)
     optim.assert_trajectories_close(
         optim.keras_trajectory(ranger, problem, 100, mode),
@@ -63,13 +71,20 @@ def test_first_step_moves_by_the_centralized_gradient(gc_conv_only, rng):
     grads = [rng.normal(size=s).astype("float32") for s in shapes]
     optimizer = ktp.optimizers.Ranger(0.1, gc_conv_only=gc_conv_only)
     optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
-    want = centralized([g.astype(np.float64) for g in grads], min_rank=4 if gc_conv_only else 2)
+    want = centralized(
+        [g.astype(np.float64) for g in grads], min_rank=4 if gc_conv_only else 2
+    )
     for variable, w in zip(variables, want):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), -0.1 * w, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(variable), -0.1 * w, rtol=1e-5, atol=1e-7
+        )
 
 
 def test_state_is_three_slots_per_parameter():
-    variables = [keras.Variable(np.zeros((3, 4), "float32")), keras.Variable(np.zeros(5, "float32"))]
+    variables = [
+        keras.Variable(np.zeros((3, 4), "float32")),
+        keras.Variable(np.zeros(5, "float32")),
+    ]
     optimizer = ktp.optimizers.Ranger()
     optimizer.build(variables)
     sizes = [int(np.prod(v.shape)) for v in optimizer.variables if len(v.shape) > 0]
@@ -79,7 +94,13 @@ def test_state_is_three_slots_per_parameter():
 @pytest.mark.smoke
 def test_config_roundtrip_and_deserialize():
     optimizer = ktp.optimizers.Ranger(
-        2e-3, beta_1=0.9, epsilon=0.0, sync_period=4, use_gc=False, gc_conv_only=True, global_clipnorm=1.0
+        2e-3,
+        beta_1=0.9,
+        epsilon=0.0,
+        sync_period=4,
+        use_gc=False,
+        gc_conv_only=True,
+        global_clipnorm=1.0,
     )
     restored = config_helpers.assert_config_roundtrip(optimizer)
     assert restored.optimizer.epsilon == 0.0 and restored.sync_period == 4
@@ -93,14 +114,38 @@ def test_config_roundtrip_and_deserialize():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(learning_rate=-1e-3), r"Argument `learning_rate` must be >= 0\. Received: learning_rate=-0\.001"),
-        (dict(beta_1=1.2), r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1\.2"),
-        (dict(beta_2=1.0), r"Argument `beta_2` must be in \[0, 1\)\. Received: beta_2=1\.0"),
-        (dict(epsilon=-1.0), r"Argument `epsilon` must be >= 0\. Received: epsilon=-1\.0"),
-        (dict(sync_period=0), r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=0"),
-        (dict(slow_step_size=2.0), r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=2\.0"),
-        (dict(use_gc="yes"), r"Argument `use_gc` must be a boolean\. Received: use_gc='yes'"),
-        (dict(gc_conv_only=1), r"Argument `gc_conv_only` must be a boolean\. Received: gc_conv_only=1"),
+        (
+            dict(learning_rate=-1e-3),
+            r"Argument `learning_rate` must be >= 0\. Received: learning_rate=-0\.001",
+        ),
+        (
+            dict(beta_1=1.2),
+            r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1\.2",
+        ),
+        (
+            dict(beta_2=1.0),
+            r"Argument `beta_2` must be in \[0, 1\)\. Received: beta_2=1\.0",
+        ),
+        (
+            dict(epsilon=-1.0),
+            r"Argument `epsilon` must be >= 0\. Received: epsilon=-1\.0",
+        ),
+        (
+            dict(sync_period=0),
+            r"Argument `sync_period` must be an integer >= 1\. Received: sync_period=0",
+        ),
+        (
+            dict(slow_step_size=2.0),
+            r"Argument `slow_step_size` must be in \[0, 1\]\. Received: slow_step_size=2\.0",
+        ),
+        (
+            dict(use_gc="yes"),
+            r"Argument `use_gc` must be a bool\. Received: use_gc='yes'",
+        ),
+        (
+            dict(gc_conv_only=1),
+            r"Argument `gc_conv_only` must be a bool\. Received: gc_conv_only=1",
+        ),
         (dict(k=6), r"Argument\(s\) not recognized: \{'k': 6\}"),
     ],
 )

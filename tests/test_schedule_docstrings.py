@@ -4,15 +4,13 @@ import doctest
 
 import pytest
 
-from keras_trainplus.schedules import (
-    cosine_decay,
-    cyclic_cosine_decay,
-    inverse_sqrt_decay,
-    linear_decay,
-    one_cycle,
-    step_decay,
-    warm_up,
-)
+from keras_trainplus.schedules import cosine_decay
+from keras_trainplus.schedules import cyclic_cosine_decay
+from keras_trainplus.schedules import inverse_sqrt_decay
+from keras_trainplus.schedules import linear_decay
+from keras_trainplus.schedules import one_cycle
+from keras_trainplus.schedules import step_decay
+from keras_trainplus.schedules import warm_up
 
 MODULES = [
     step_decay,

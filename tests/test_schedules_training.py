@@ -15,7 +15,8 @@ import pytest
 
 from keras_trainplus import schedules
 from tests.helpers import schedules as helpers
-from tests.helpers.backend import BACKEND, compile_modes
+from tests.helpers.backend import BACKEND
+from tests.helpers.backend import compile_modes
 
 STEPS, MORE_STEPS = 13, 6
 
@@ -28,7 +29,9 @@ SCHEDULES = {
     ),
     "cosine": (
         lambda: schedules.CosineDecay(0.1, 16, 0.01),
-        functools.partial(helpers.cosine_decay, initial=0.1, decay_steps=16, final=0.01),
+        functools.partial(
+            helpers.cosine_decay, initial=0.1, decay_steps=16, final=0.01
+        ),
     ),
     "linear": (
         lambda: schedules.LinearDecay(0.1, 16),
@@ -50,7 +53,11 @@ SCHEDULES = {
     "cyclic_cosine": (
         lambda: schedules.CyclicCosineDecay(0.1, 4, 0.001, cycle_mult=2.0),
         functools.partial(
-            helpers.cyclic_cosine_decay, initial=0.1, cycle_steps=4, final=0.001, mult=2.0
+            helpers.cyclic_cosine_decay,
+            initial=0.1,
+            cycle_steps=4,
+            final=0.001,
+            mult=2.0,
         ),
     ),
     "one_cycle": (
@@ -76,17 +83,24 @@ def _compiled_modes():
 
 def _model(schedule, compile_kwargs):
     model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"),
+        ]
     )
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=schedule), loss="mae", **compile_kwargs
+        optimizer=keras.optimizers.SGD(learning_rate=schedule),
+        loss="mae",
+        **compile_kwargs,
     )
     return model
 
 
 def _fit(model, steps):
     x = np.ones((steps, 1), "float32")
-    model.fit(x, np.full((steps, 1), -1e3, "float32"), batch_size=1, epochs=1, verbose=0)
+    model.fit(
+        x, np.full((steps, 1), -1e3, "float32"), batch_size=1, epochs=1, verbose=0
+    )
 
 
 def _weight(model):
@@ -109,7 +123,9 @@ def test_fit_uses_the_schedule_and_resumes_after_save(name, compile_kwargs, tmp_
     model.save(path)
     restored = keras.saving.load_model(path)
     saved_schedule = restored.optimizer.get_config()["learning_rate"]
-    assert saved_schedule["registered_name"] == f"keras_trainplus>{type(make()).__name__}"
+    assert (
+        saved_schedule["registered_name"] == f"keras_trainplus>{type(make()).__name__}"
+    )
     assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == STEPS
     helpers.assert_matches(float(restored.optimizer.learning_rate), rates[STEPS])
 

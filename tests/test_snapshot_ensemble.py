@@ -25,7 +25,10 @@ def mean_prediction(y_true, y_pred):
 
 def probe_model(learning_rate=0.1, compile_kwargs=None, loss_scale=False):
     model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"),
+        ]
     )
     optimizer = keras.optimizers.SGD(learning_rate)
     if loss_scale:
@@ -48,7 +51,12 @@ class WeightRecorder(keras.callbacks.Callback):
 def fit_probe(model, callbacks, steps_per_epoch, epochs, batch_size=2):
     x = np.ones((steps_per_epoch * batch_size, 1), "float32")
     return model.fit(
-        x, x, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0,
+        x,
+        x,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
         callbacks=callbacks,
     )
 
@@ -57,7 +65,10 @@ def paper_rates(a0, total, cycles):
     """a0/2 (cos(pi mod(t-1, ceil(T/M)) / ceil(T/M)) + 1), t = 1..T, in float64."""
     c = math.ceil(total / cycles)
     return np.array(
-        [a0 / 2 * (math.cos(math.pi * ((t - 1) % c) / c) + 1) for t in range(1, total + 1)]
+        [
+            a0 / 2 * (math.cos(math.pi * ((t - 1) % c) / c) + 1)
+            for t in range(1, total + 1)
+        ]
     )
 
 
@@ -83,9 +94,13 @@ def test_float_rate_follows_paper_and_snapshots_at_cycle_ends(
     assert snapshots.snapshot_paths == [
         os.path.join(str(tmp_path), f"snapshot-00{k}.keras") for k in (1, 2, 3, 4)
     ]
-    assert sorted(os.listdir(tmp_path)) == [f"snapshot-00{k}.keras" for k in (1, 2, 3, 4)]
+    assert sorted(os.listdir(tmp_path)) == [
+        f"snapshot-00{k}.keras" for k in (1, 2, 3, 4)
+    ]
     for path, end in zip(snapshots.snapshot_paths, (4, 8, 12, 15)):
-        np.testing.assert_allclose(snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6)
+        np.testing.assert_allclose(
+            snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6
+        )
     # The optimizer's own rate is given back.
     np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.1, rtol=1e-7)
 
@@ -102,7 +117,9 @@ def test_schedule_path_reads_cycle_ends(tmp_path, mode, compile_kwargs):
     np.testing.assert_allclose(rates, paper_rates(0.1, 12, 3), rtol=1e-5, atol=1e-7)
     assert len(snapshots.snapshot_paths) == 3
     for path, end in zip(snapshots.snapshot_paths, (4, 8, 12)):
-        np.testing.assert_allclose(snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6)
+        np.testing.assert_allclose(
+            snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6
+        )
 
 
 def test_schedule_with_growing_cycles(tmp_path):
@@ -118,15 +135,21 @@ def test_schedule_with_growing_cycles(tmp_path):
         for start, length in zip(starts, lengths)
         for t in range(start, start + length)
     ]
-    np.testing.assert_allclose(-np.diff([0.0] + recorder.weights), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        -np.diff([0.0] + recorder.weights), expected, rtol=1e-5, atol=1e-7
+    )
     for path, end in zip(snapshots.snapshot_paths, (2, 6, 14)):
-        np.testing.assert_allclose(snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6)
+        np.testing.assert_allclose(
+            snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6
+        )
 
 
 def test_schedule_cycles_must_fit_the_run(tmp_path):
     model = probe_model(CyclicCosineDecay(0.1, cycle_steps=5))
     snapshots = SnapshotEnsemble(tmp_path, num_snapshots=3)
-    with pytest.raises(ValueError, match=r"end at steps \[5, 10, 15\].*ends at step 12"):
+    with pytest.raises(
+        ValueError, match=r"end at steps \[5, 10, 15\].*ends at step 12"
+    ):
         fit_probe(model, [snapshots], steps_per_epoch=2, epochs=6)
     assert os.listdir(tmp_path) == []
 
@@ -134,7 +157,9 @@ def test_schedule_cycles_must_fit_the_run(tmp_path):
 def test_schedule_shorter_than_run_warns(tmp_path):
     model = probe_model(CyclicCosineDecay(0.1, cycle_steps=3))
     snapshots = SnapshotEnsemble(tmp_path, num_snapshots=2)
-    with pytest.warns(UserWarning, match="ends at step 6 but the run goes on until step 8"):
+    with pytest.warns(
+        UserWarning, match="ends at step 6 but the run goes on until step 8"
+    ):
         fit_probe(model, [snapshots], steps_per_epoch=2, epochs=4)
     assert len(snapshots.snapshot_paths) == 2
 
@@ -149,14 +174,27 @@ def test_non_cyclic_schedule_is_rejected(tmp_path):
 @pytest.mark.parametrize(
     "cycles,epochs,message",
     [
-        (13, 6, r"`num_snapshots=13` cycles of ceil\(T/M\) = 1 steps do not fit in the T = 12"),
-        (6, 5, r"`num_snapshots=6` cycles of ceil\(T/M\) = 2 steps do not fit in the T = 10"),
+        (
+            13,
+            6,
+            r"`num_snapshots=13` cycles of ceil\(T/M\) = 1 steps do not fit in the T = 12",
+        ),
+        (
+            6,
+            5,
+            r"`num_snapshots=6` cycles of ceil\(T/M\) = 2 steps do not fit in the T = 10",
+        ),
     ],
 )
 def test_float_cycles_must_fit_the_run(tmp_path, cycles, epochs, message):
     model = probe_model()
     with pytest.raises(ValueError, match=message):
-        fit_probe(model, [SnapshotEnsemble(tmp_path, cycles)], steps_per_epoch=2, epochs=epochs)
+        fit_probe(
+            model,
+            [SnapshotEnsemble(tmp_path, cycles)],
+            steps_per_epoch=2,
+            epochs=epochs,
+        )
 
 
 def test_steps_per_execution_is_rejected(tmp_path):
@@ -168,11 +206,23 @@ def test_steps_per_execution_is_rejected(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"num_snapshots": 0}, r"Argument `num_snapshots` must be an integer >= 1. Received: num_snapshots=0"),
+        (
+            {"num_snapshots": 0},
+            r"Argument `num_snapshots` must be an integer >= 1. Received: num_snapshots=0",
+        ),
         ({"num_snapshots": 2.5}, r"`num_snapshots` must be an integer >= 1"),
-        ({"num_snapshots": 2, "keep": 0}, r"Argument `keep` must be an integer >= 1. Received: keep=0"),
-        ({"num_snapshots": 2, "verbose": 3}, r"Argument `verbose` must be an integer in \[0, 2\]"),
-        ({"num_snapshots": 2, "directory": ""}, r"Argument `directory` must be a non-empty path"),
+        (
+            {"num_snapshots": 2, "keep": 0},
+            r"Argument `keep` must be an integer >= 1. Received: keep=0",
+        ),
+        (
+            {"num_snapshots": 2, "verbose": 3},
+            r"Argument `verbose` must be an integer in \[0, 2\]",
+        ),
+        (
+            {"num_snapshots": 2, "directory": ""},
+            r"Argument `directory` must be a non-empty path",
+        ),
     ],
 )
 def test_invalid_arguments(tmp_path, kwargs, message):
@@ -197,7 +247,11 @@ def test_keep_last_k(tmp_path):
 
 def test_build_ensemble_averages_the_snapshots(tmp_path):
     model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(3, activation="softmax")]
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
     )
     model.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy")
     rng = np.random.default_rng(0)
@@ -210,11 +264,15 @@ def test_build_ensemble_averages_the_snapshots(tmp_path):
 
     ensemble = snapshots.build_ensemble()
     assert isinstance(ensemble, AveragingEnsemble)
-    members = [keras.saving.load_model(p, compile=False) for p in snapshots.snapshot_paths]
+    members = [
+        keras.saving.load_model(p, compile=False) for p in snapshots.snapshot_paths
+    ]
     expected = np.mean(
         [m.predict(x, verbose=0).astype(np.float64) for m in members], axis=0
     )
-    np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        ensemble.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-7
+    )
     # The snapshots differ: the ensemble is not one model three times.
     assert not np.allclose(members[0].get_weights()[0], members[2].get_weights()[0])
     # Its members share one name (snapshots of one model); it still saves and loads.
@@ -233,7 +291,9 @@ def test_warns_when_stopped_before_the_last_cycle(tmp_path):
 
     snapshots = SnapshotEnsemble(tmp_path, num_snapshots=4)
     with pytest.warns(UserWarning, match="2 of 4 snapshots not taken"):
-        fit_probe(probe_model(), [snapshots, StopAfterEpoch1()], steps_per_epoch=2, epochs=4)
+        fit_probe(
+            probe_model(), [snapshots, StopAfterEpoch1()], steps_per_epoch=2, epochs=4
+        )
     assert len(snapshots.snapshot_paths) == 2
 
 
@@ -261,7 +321,9 @@ def test_crash_mid_write_keeps_previous_snapshots(tmp_path, monkeypatch):
     assert not any(p.endswith("snapshot-003.keras") for p in saves)
     assert sorted(os.listdir(tmp_path)) == ["snapshot-001.keras", "snapshot-002.keras"]
     for path, end in zip(snapshots.snapshot_paths, (2, 4)):
-        np.testing.assert_allclose(snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6)
+        np.testing.assert_allclose(
+            snapshot_kernel(path), recorder.weights[end - 1], rtol=1e-6
+        )
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -291,14 +353,21 @@ def test_resume_with_backup_and_restore(tmp_path, schedule, same_objects):
     def learning_rate():
         return CyclicCosineDecay(0.1, cycle_steps=3) if schedule else 0.1
 
-    first, first_model = SnapshotEnsemble(snapshot_dir, num_snapshots=4), probe_model(learning_rate())
+    first, first_model = (
+        SnapshotEnsemble(snapshot_dir, num_snapshots=4),
+        probe_model(learning_rate()),
+    )
     with pytest.raises(RuntimeError, match="simulated"):
         fit_probe(
             first_model,
             [keras.callbacks.BackupAndRestore(backup_dir), first, Interrupt(2, 1)],
-            steps_per_epoch=2, epochs=6,
+            steps_per_epoch=2,
+            epochs=6,
         )
-    assert sorted(os.listdir(snapshot_dir)) == ["snapshot-001.keras", "snapshot-002.keras"]
+    assert sorted(os.listdir(snapshot_dir)) == [
+        "snapshot-001.keras",
+        "snapshot-002.keras",
+    ]
 
     # A fresh process would rebuild the model (or the same objects are fitted again);
     # the callbacks come in the other order.
@@ -306,17 +375,23 @@ def test_resume_with_backup_and_restore(tmp_path, schedule, same_objects):
     if same_objects:
         second, model = first, first_model
     else:
-        second, model = SnapshotEnsemble(snapshot_dir, num_snapshots=4), probe_model(learning_rate())
+        second, model = (
+            SnapshotEnsemble(snapshot_dir, num_snapshots=4),
+            probe_model(learning_rate()),
+        )
     history = fit_probe(
         model,
         [second, keras.callbacks.BackupAndRestore(backup_dir), recorder],
-        steps_per_epoch=2, epochs=6,
+        steps_per_epoch=2,
+        epochs=6,
     )
     assert len(history.epoch) == 4 and len(recorder.weights) == 8  # epochs 2..5
 
     expected = -np.cumsum(paper_rates(0.1, 12, 4))  # the uninterrupted trajectory
     np.testing.assert_allclose(recorder.weights, expected[4:], rtol=1e-5)
-    assert sorted(os.listdir(snapshot_dir)) == [f"snapshot-00{k}.keras" for k in (1, 2, 3, 4)]
+    assert sorted(os.listdir(snapshot_dir)) == [
+        f"snapshot-00{k}.keras" for k in (1, 2, 3, 4)
+    ]
     assert len(second.snapshot_paths) == 4
     for path, end in zip(second.snapshot_paths, (3, 6, 9, 12)):
         np.testing.assert_allclose(snapshot_kernel(path), expected[end - 1], rtol=1e-5)

@@ -1,7 +1,8 @@
 import keras
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_trainplus.schedules import StepDecay
@@ -16,14 +17,21 @@ def _around(points, spread=2):
 
 @pytest.mark.parametrize(
     "boundaries, decay_rate, steps_per_epoch",
-    [([30, 60, 90], 0.1, 391), ([5, 7, 8], 0.5, 1), ([1000], 0.2, None), ([1, 2], 1.0, None)],
+    [
+        ([30, 60, 90], 0.1, 391),
+        ([5, 7, 8], 0.5, 1),
+        ([1000], 0.2, None),
+        ([1, 2], 1.0, None),
+    ],
 )
 def test_matches_closed_form(boundaries, decay_rate, steps_per_epoch):
     schedule = StepDecay(0.4, boundaries, decay_rate, steps_per_epoch=steps_per_epoch)
     boundary_steps = [b * (steps_per_epoch or 1) for b in boundaries]
     last = boundary_steps[-1]
     steps = np.unique(
-        np.concatenate([np.linspace(0, 1.2 * last, 50).round(), _around(boundary_steps)])
+        np.concatenate(
+            [np.linspace(0, 1.2 * last, 50).round(), _around(boundary_steps)]
+        )
     ).astype(np.int64)
     want = helpers.table(
         helpers.step_decay,
@@ -43,7 +51,9 @@ def test_the_resnet_recipe_switches_at_the_first_step_of_each_epoch():
 
 def test_is_keras_piecewise_constant_decay_one_step_earlier():
     ours = StepDecay(0.1, [10, 20], decay_rate=0.5)
-    theirs = keras.optimizers.schedules.PiecewiseConstantDecay([9, 19], [0.1, 0.05, 0.025])
+    theirs = keras.optimizers.schedules.PiecewiseConstantDecay(
+        [9, 19], [0.1, 0.05, 0.025]
+    )
     steps = np.arange(0, 30)
     want = [float(keras.ops.convert_to_numpy(theirs(s))) for s in steps]
     helpers.assert_matches(helpers.evaluate(ours, steps), want)
@@ -59,7 +69,9 @@ def test_bounded_and_monotone(boundaries, decay_rate, steps_per_epoch):
     boundaries = sorted(boundaries)
     schedule = StepDecay(1.0, boundaries, decay_rate, steps_per_epoch)
     last = boundaries[-1] * (steps_per_epoch or 1)
-    values = helpers.evaluate(schedule, np.linspace(0, 2 * last, 80).round(), dtype="float32")
+    values = helpers.evaluate(
+        schedule, np.linspace(0, 2 * last, 80).round(), dtype="float32"
+    )
     lowest = decay_rate ** len(boundaries)
     assert np.all(values <= 1.0) and np.all(values >= lowest * (1 - 1e-6))
     assert np.all(np.diff(values) <= 0.0)
@@ -71,16 +83,37 @@ BOUNDARIES = r"Argument `boundaries` must be a non-empty list of strictly increa
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"boundaries": [30, 30, 90]}, BOUNDARIES + r" \(steps\)\. Received: boundaries=\[30, 30, 90\]"),
-        ({"boundaries": [60, 30]}, BOUNDARIES + r" \(steps\)\. Received: boundaries=\[60, 30\]"),
-        ({"boundaries": [30, 60.5], "steps_per_epoch": 10}, BOUNDARIES + r" \(epochs\)\. Received: boundaries=\[30, 60\.5\]"),
+        (
+            {"boundaries": [30, 30, 90]},
+            BOUNDARIES + r" \(steps\)\. Received: boundaries=\[30, 30, 90\]",
+        ),
+        (
+            {"boundaries": [60, 30]},
+            BOUNDARIES + r" \(steps\)\. Received: boundaries=\[60, 30\]",
+        ),
+        (
+            {"boundaries": [30, 60.5], "steps_per_epoch": 10},
+            BOUNDARIES + r" \(epochs\)\. Received: boundaries=\[30, 60\.5\]",
+        ),
         ({"boundaries": [0, 10]}, BOUNDARIES),
         ({"boundaries": []}, BOUNDARIES),
         ({"boundaries": 30}, BOUNDARIES),
-        ({"decay_rate": 0.0}, r"Argument `decay_rate` must be in \(0, 1\]\. Received: decay_rate=0\.0"),
-        ({"decay_rate": 2.0}, r"Argument `decay_rate` must be in \(0, 1\]\. Received: decay_rate=2\.0"),
-        ({"steps_per_epoch": 0}, r"Argument `steps_per_epoch` must be an integer >= 1\. Received: steps_per_epoch=0"),
-        ({"initial_learning_rate": -0.1}, r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.1"),
+        (
+            {"decay_rate": 0.0},
+            r"Argument `decay_rate` must be in \(0, 1\]\. Received: decay_rate=0\.0",
+        ),
+        (
+            {"decay_rate": 2.0},
+            r"Argument `decay_rate` must be in \(0, 1\]\. Received: decay_rate=2\.0",
+        ),
+        (
+            {"steps_per_epoch": 0},
+            r"Argument `steps_per_epoch` must be an integer >= 1\. Received: steps_per_epoch=0",
+        ),
+        (
+            {"initial_learning_rate": -0.1},
+            r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.1",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):

@@ -21,7 +21,10 @@ class EpochWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.weights.append(
-            [keras.ops.convert_to_numpy(v).astype(np.float64) for v in self.model.trainable_variables]
+            [
+                keras.ops.convert_to_numpy(v).astype(np.float64)
+                for v in self.model.trainable_variables
+            ]
         )
 
 
@@ -79,7 +82,11 @@ def bn_statistics(model):
 def test_weights_are_mean_of_epoch_weights_from_start_epoch(rng, mode, compile_kwargs):
     x, y = regression_data(rng)
     model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)]
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(6, activation="tanh"),
+            keras.layers.Dense(2),
+        ]
     )
     model.compile(keras.optimizers.SGD(0.2, momentum=0.5), "mse", **compile_kwargs)
     recorder = EpochWeights()
@@ -87,7 +94,9 @@ def test_weights_are_mean_of_epoch_weights_from_start_epoch(rng, mode, compile_k
     model.fit(x, y, batch_size=12, epochs=7, verbose=0, callbacks=[recorder, swa])
 
     assert swa.averaged_epochs == 4
-    expected = [np.mean([epoch[i] for epoch in recorder.weights[3:]], axis=0) for i in range(4)]
+    expected = [
+        np.mean([epoch[i] for epoch in recorder.weights[3:]], axis=0) for i in range(4)
+    ]
     for got, want in zip(model.get_weights(), expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # The average differs from the last iterate (the test can tell them apart).
@@ -101,7 +110,10 @@ def mean_prediction(y_true, y_pred):
 def test_swa_learning_rate_from_start_epoch():
     # y = w x with x = 1 and loss mean(y): SGD moves w by exactly -lr per step.
     model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"),
+        ]
     )
     model.compile(keras.optimizers.SGD(0.1), loss=mean_prediction)
     steps = []
@@ -112,12 +124,22 @@ def test_swa_learning_rate_from_start_epoch():
 
     swa = StochasticWeightAveraging(start_epoch=2, swa_learning_rate=0.02)
     x = np.ones((4, 1), "float32")
-    model.fit(x, x, batch_size=2, epochs=4, shuffle=False, verbose=0, callbacks=[swa, StepWeights()])
+    model.fit(
+        x,
+        x,
+        batch_size=2,
+        epochs=4,
+        shuffle=False,
+        verbose=0,
+        callbacks=[swa, StepWeights()],
+    )
 
     rates = -np.diff([0.0] + steps)
     np.testing.assert_allclose(rates, [0.1] * 4 + [0.02] * 4, rtol=1e-5)
     # Average of the weights after epochs 2 and 3 (steps 6 and 8).
-    np.testing.assert_allclose(model.get_weights()[0][0, 0], (steps[5] + steps[7]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        model.get_weights()[0][0, 0], (steps[5] + steps[7]) / 2, rtol=1e-6
+    )
     np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.1, rtol=1e-7)
 
 
@@ -126,7 +148,12 @@ def test_swa_learning_rate_from_start_epoch():
 def test_recalibrate_batch_norm_matches_numpy(rng, batch_size):
     x = rng.normal(loc=1.5, scale=2.0, size=(50, 4)).astype("float32")
     model = bn_model()
-    model.set_weights([w + rng.normal(scale=0.3, size=w.shape).astype("float32") for w in model.get_weights()])
+    model.set_weights(
+        [
+            w + rng.normal(scale=0.3, size=w.shape).astype("float32")
+            for w in model.get_weights()
+        ]
+    )
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_variables]
 
     used = recalibrate_batch_norm(model, x, batch_size=batch_size)
@@ -162,9 +189,13 @@ def test_swa_recalibrates_batch_norm_at_the_end(rng, mode, compile_kwargs):
     swa = StochasticWeightAveraging(start_epoch=2, recalibration_data=x, batch_size=16)
     model.fit(x, y, batch_size=12, epochs=5, verbose=0, callbacks=[recorder, swa])
 
-    expected_weights = [np.mean([e[i] for e in recorder.weights[2:]], axis=0) for i in range(10)]
+    expected_weights = [
+        np.mean([e[i] for e in recorder.weights[2:]], axis=0) for i in range(10)
+    ]
     for got, want in zip(model.trainable_variables, expected_weights):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-6
+        )
     for got, want in zip(bn_statistics(model), numpy_bn_statistics(model, x, 16)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -180,11 +211,26 @@ def test_warns_without_recalibration_data(rng):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"start_epoch": -1}, r"Argument `start_epoch` must be an integer >= 0. Received: start_epoch=-1"),
-        ({"start_epoch": 1, "swa_learning_rate": -0.1}, r"Argument `swa_learning_rate` must be >= 0.0"),
-        ({"start_epoch": 1, "recalibration_steps": 0}, r"Argument `recalibration_steps` must be an integer >= 1"),
-        ({"start_epoch": 1, "batch_size": 0}, r"Argument `batch_size` must be an integer >= 1"),
-        ({"start_epoch": 1, "backup_dir": ""}, r"Argument `backup_dir` must be None or a non-empty path"),
+        (
+            {"start_epoch": -1},
+            r"Argument `start_epoch` must be an integer >= 0. Received: start_epoch=-1",
+        ),
+        (
+            {"start_epoch": 1, "swa_learning_rate": -0.1},
+            r"Argument `swa_learning_rate` must be >= 0.0",
+        ),
+        (
+            {"start_epoch": 1, "recalibration_steps": 0},
+            r"Argument `recalibration_steps` must be an integer >= 1",
+        ),
+        (
+            {"start_epoch": 1, "batch_size": 0},
+            r"Argument `batch_size` must be an integer >= 1",
+        ),
+        (
+            {"start_epoch": 1, "backup_dir": ""},
+            r"Argument `backup_dir` must be None or a non-empty path",
+        ),
     ],
 )
 def test_invalid_arguments(kwargs, message):
@@ -196,12 +242,18 @@ def test_errors_at_fit(rng):
     x, y = regression_data(rng, 8)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile(keras.optimizers.SGD(0.1), "mse")
-    with pytest.raises(ValueError, match=r"`start_epoch` must be < epochs \(3\).*start_epoch=3"):
+    with pytest.raises(
+        ValueError, match=r"`start_epoch` must be < epochs \(3\).*start_epoch=3"
+    ):
         model.fit(x, y, epochs=3, verbose=0, callbacks=[StochasticWeightAveraging(3)])
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
     model.compile(keras.optimizers.SGD(schedule), "mse")
-    with pytest.raises(ValueError, match="`swa_learning_rate` needs an optimizer built with a float"):
-        model.fit(x, y, epochs=3, verbose=0, callbacks=[StochasticWeightAveraging(1, 0.01)])
+    with pytest.raises(
+        ValueError, match="`swa_learning_rate` needs an optimizer built with a float"
+    ):
+        model.fit(
+            x, y, epochs=3, verbose=0, callbacks=[StochasticWeightAveraging(1, 0.01)]
+        )
     with pytest.raises(ValueError, match="data` yielded no batch"):
         recalibrate_batch_norm(bn_model(), [])
     with pytest.raises(ValueError, match=r"Argument `steps` must be an integer >= 1"):
@@ -211,7 +263,11 @@ def test_errors_at_fit(rng):
 def test_config_roundtrip():
     assert_config_roundtrip(
         StochasticWeightAveraging(
-            2, swa_learning_rate=0.01, recalibration_steps=5, batch_size=8, backup_dir="swa"
+            2,
+            swa_learning_rate=0.01,
+            recalibration_steps=5,
+            batch_size=8,
+            backup_dir="swa",
         )
     )
 
@@ -237,7 +293,11 @@ def test_resume_with_backup_and_restore(tmp_path, rng):
 
     def make():
         model = keras.Sequential(
-            [keras.Input((4,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)]
+            [
+                keras.Input((4,)),
+                keras.layers.Dense(6, activation="tanh"),
+                keras.layers.Dense(2),
+            ]
         )
         model.compile(keras.optimizers.SGD(0.2), "mse")
         return model
@@ -245,23 +305,42 @@ def test_resume_with_backup_and_restore(tmp_path, rng):
     first = EpochWeights()
     with pytest.raises(RuntimeError, match="simulated"):
         make().fit(
-            x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
-            callbacks=[keras.callbacks.BackupAndRestore(backup), first,
-                       StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup), Interrupt(4)],
+            x,
+            y,
+            batch_size=12,
+            epochs=7,
+            shuffle=False,
+            verbose=0,
+            callbacks=[
+                keras.callbacks.BackupAndRestore(backup),
+                first,
+                StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup),
+                Interrupt(4),
+            ],
         )
     assert len(first.weights) == 4
-    assert sorted(os.listdir(swa_backup)) == ["swa-state-00003.npz", "swa-state-00004.npz"]
+    assert sorted(os.listdir(swa_backup)) == [
+        "swa-state-00003.npz",
+        "swa-state-00004.npz",
+    ]
 
     model, second = make(), EpochWeights()
     swa = StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup)
     model.fit(
-        x, y, batch_size=12, epochs=7, shuffle=False, verbose=0,
+        x,
+        y,
+        batch_size=12,
+        epochs=7,
+        shuffle=False,
+        verbose=0,
         callbacks=[keras.callbacks.BackupAndRestore(backup), second, swa],
     )
     assert len(second.weights) == 3 and swa.averaged_epochs == 5
     epochs = first.weights[2:] + second.weights  # epochs 2..6, each once
     for i, got in enumerate(model.get_weights()):
-        np.testing.assert_allclose(got, np.mean([e[i] for e in epochs], axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            got, np.mean([e[i] for e in epochs], axis=0), rtol=1e-5, atol=1e-6
+        )
     assert os.listdir(swa_backup) == []
     # The restored checkpoint held the SWA rate; the original one is given back.
     np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.2, rtol=1e-7)

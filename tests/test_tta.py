@@ -45,7 +45,13 @@ def numpy_views(images, crop, crops, flips):
         centre = ((height - crop) // 2, (width - crop) // 2)
         windows = [centre]
         if crops == "five":
-            windows = [(0, 0), (0, width - crop), (height - crop, 0), (height - crop, width - crop), centre]
+            windows = [
+                (0, 0),
+                (0, width - crop),
+                (height - crop, 0),
+                (height - crop, width - crop),
+                centre,
+            ]
     views = []
     for top, left in windows:
         view = images[:, top : top + crop, left : left + crop, :]
@@ -63,7 +69,8 @@ def separate_mean(model, views):
 @pytest.mark.smoke
 @pytest.mark.parametrize("mode,compile_kwargs", compile_modes())
 @pytest.mark.parametrize(
-    "crops,flips,image", [("five", True, 9), ("five", False, 8), ("center", True, 9), (None, True, 6)]
+    "crops,flips,image",
+    [("five", True, 9), ("five", False, 8), ("center", True, 9), (None, True, 6)],
 )
 def test_output_is_mean_over_views(rng, mode, compile_kwargs, crops, flips, image):
     model = conv_model()
@@ -75,7 +82,11 @@ def test_output_is_mean_over_views(rng, mode, compile_kwargs, crops, flips, imag
     got = tta.predict(images.astype("float32"), verbose=0)
     np.testing.assert_allclose(got, separate_mean(model, views), rtol=1e-5, atol=1e-6)
     # Averaging outputs is not the output of an average view (the test can fail).
-    assert not np.allclose(got, keras.ops.convert_to_numpy(model(np.mean(views, axis=0).astype("float32"))), atol=1e-4)
+    assert not np.allclose(
+        got,
+        keras.ops.convert_to_numpy(model(np.mean(views, axis=0).astype("float32"))),
+        atol=1e-4,
+    )
 
 
 def test_scales_resize_before_cropping(rng):
@@ -84,43 +95,66 @@ def test_scales_resize_before_cropping(rng):
     model = conv_model()
     images = rng.uniform(size=(2, 12, 12, 3))
     halved = images.reshape(2, 6, 2, 6, 2, 3).mean(axis=(2, 4))
-    tta = ensemble.TestTimeAugmentation(model, flips=True, crops="center", scales=(1.0, 0.5))
-    views = numpy_views(images, 6, "center", True) + numpy_views(halved, 6, "center", True)
+    tta = ensemble.TestTimeAugmentation(
+        model, flips=True, crops="center", scales=(1.0, 0.5)
+    )
+    views = numpy_views(images, 6, "center", True) + numpy_views(
+        halved, 6, "center", True
+    )
     assert tta.num_views == 4
     np.testing.assert_allclose(
-        tta.predict(images.astype("float32"), verbose=0), separate_mean(model, views), rtol=1e-5, atol=1e-6
+        tta.predict(images.astype("float32"), verbose=0),
+        separate_mean(model, views),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
 def test_one_forward_pass_for_all_views(rng):
     probe = BatchSizes()
-    tta = ensemble.TestTimeAugmentation(conv_model(probe=probe), flips=True, crops="five")
+    tta = ensemble.TestTimeAugmentation(
+        conv_model(probe=probe), flips=True, crops="five"
+    )
     tta(rng.uniform(size=(4, 8, 8, 3)).astype("float32"))
     assert [size for size in probe.seen if size is not None] == [4 * 10]
 
 
 def test_save_load_roundtrip(tmp_path, rng):
     images = rng.uniform(size=(2, 8, 8, 3)).astype("float32")
-    tta = ensemble.TestTimeAugmentation(conv_model(), flips=False, crops="five", scales=[1.0])
+    tta = ensemble.TestTimeAugmentation(
+        conv_model(), flips=False, crops="five", scales=[1.0]
+    )
     expected = keras.ops.convert_to_numpy(tta(images))
     path = str(tmp_path / "tta.keras")
     tta.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, ensemble.TestTimeAugmentation) and loaded.crops == "five"
-    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), expected, rtol=1e-6, atol=1e-7
+    )
 
 
 def test_config_roundtrip():
-    assert_config_roundtrip(ensemble.TestTimeAugmentation(conv_model(), flips=False, crops="center", scales=(1.0, 1.5)))
+    assert_config_roundtrip(
+        ensemble.TestTimeAugmentation(
+            conv_model(), flips=False, crops="center", scales=(1.0, 1.5)
+        )
+    )
 
 
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"crops": "ten"}, r"Argument `crops` must be one of None, 'center', 'five'. Received: crops='ten'"),
+        (
+            {"crops": "ten"},
+            r"Argument `crops` must be one of None, 'center', 'five'. Received: crops='ten'",
+        ),
         ({"flips": 1}, r"Argument `flips` must be a bool. Received: flips=1"),
         ({"scales": ()}, r"Argument `scales` must be a non-empty sequence"),
-        ({"scales": (1.0, 0.0)}, r"Argument `scales` must be > 0.0. Received: scales=0.0"),
+        (
+            {"scales": (1.0, 0.0)},
+            r"Argument `scales` must be > 0.0. Received: scales=0.0",
+        ),
     ],
 )
 def test_invalid_arguments(kwargs, message):
@@ -132,12 +166,20 @@ def test_invalid_models_and_images(rng):
     dense = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="one image input of shape"):
         ensemble.TestTimeAugmentation(dense)
-    flexible = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D()])
+    flexible = keras.Sequential(
+        [keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D()]
+    )
     with pytest.raises(ValueError, match="fixed input height and width"):
         ensemble.TestTimeAugmentation(flexible)
     tta = ensemble.TestTimeAugmentation(conv_model(), crops="five")
-    with pytest.raises(ValueError, match="views of size 5x5 must be at least the model's input size 6x6"):
+    with pytest.raises(
+        ValueError,
+        match="views of size 5x5 must be at least the model's input size 6x6",
+    ):
         tta(np.zeros((1, 5, 5, 3), "float32"))
     whole = ensemble.TestTimeAugmentation(conv_model(), crops=None)
-    with pytest.raises(ValueError, match="views of size 8x8 must be equal to the model's input size 6x6"):
+    with pytest.raises(
+        ValueError,
+        match="views of size 8x8 must be equal to the model's input size 6x6",
+    ):
         whole(np.zeros((1, 8, 8, 3), "float32"))

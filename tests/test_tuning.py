@@ -38,9 +38,7 @@ def _random_values(space, seed):
     for index, parameter in enumerate(space.space):
         hps.merge([parameter])
         if hps.is_active(parameter):
-            hps.values[parameter.name] = parameter.random_sample(
-                seed * 1000 + index
-            )
+            hps.values[parameter.name] = parameter.random_sample(seed * 1000 + index)
     return hps.values
 
 
@@ -311,9 +309,7 @@ def test_learning_rate_schedule_builds_the_sampled_schedule(kind):
         values["step_decay_rate"] = 0.1
     if kind == "one_cycle":
         values["pct_start"] = 0.25
-    _, schedule = _with_values(
-        tuning.learning_rate_schedule, values, total_steps=total
-    )
+    _, schedule = _with_values(tuning.learning_rate_schedule, values, total_steps=total)
     steps = [0, 1, 10, 19, 20, 21, 50, 99, 100, 149, 150, 151, 199]
     got = [float(schedule(s)) for s in steps]
     reference = {

@@ -133,8 +133,13 @@ def test_chief_and_two_workers_on_loopback_record_every_trial(tmp_path):
         for name in names:
             log = open(out_dir / f"{name}.log", "w")
             processes[name] = subprocess.Popen(
-                [sys.executable, str(script), str(tmp_path / "search"), str(out_dir),
-                 str(MAX_TRIALS)],
+                [
+                    sys.executable,
+                    str(script),
+                    str(tmp_path / "search"),
+                    str(out_dir),
+                    str(MAX_TRIALS),
+                ],
                 env=dict(env, KERASTUNER_TUNER_ID=name),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -164,8 +169,9 @@ def test_chief_and_two_workers_on_loopback_record_every_trial(tmp_path):
     assert {t["status"] for t in trials} == {"COMPLETED"}
     assert all(0.0 <= t["score"] <= 1.0 for t in trials)
     assert all(0.0 <= t["values"]["dropout_rate"] <= 0.5 for t in trials)
-    assert f"Random search: {MAX_TRIALS} trials ({MAX_TRIALS} completed)" in (
-        chief["summary"]
+    assert (
+        f"Random search: {MAX_TRIALS} trials ({MAX_TRIALS} completed)"
+        in (chief["summary"])
     )
     # The chief only serves; each worker trained at least one trial; together
     # they trained each trial once.

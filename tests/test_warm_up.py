@@ -3,10 +3,14 @@ import functools
 import keras
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_trainplus.schedules import CosineDecay, InverseSqrtDecay, StepDecay, WarmUp
+from keras_trainplus.schedules import CosineDecay
+from keras_trainplus.schedules import InverseSqrtDecay
+from keras_trainplus.schedules import StepDecay
+from keras_trainplus.schedules import WarmUp
 from tests.helpers import schedules as helpers
 from tests.helpers.backend import BACKEND
 from tests.helpers.config import assert_config_roundtrip
@@ -15,7 +19,9 @@ from tests.helpers.config import assert_config_roundtrip
 def _steps(warmup_steps, total):
     around = [warmup_steps + d for d in (-2, -1, 0, 1, 2)]
     return np.unique(
-        np.concatenate([np.linspace(0, total, 60).round(), [0, 1], around, [total + 10]])
+        np.concatenate(
+            [np.linspace(0, total, 60).round(), [0, 1], around, [total + 10]]
+        )
     ).astype(np.int64)
 
 
@@ -28,7 +34,12 @@ def test_matches_closed_form_around_cosine_decay(shape, initial):
     )
     steps = _steps(100, 1000)
     want = helpers.table(
-        helpers.warm_up, steps, inner=inner, warmup_steps=100, initial=initial, shape=shape
+        helpers.warm_up,
+        steps,
+        inner=inner,
+        warmup_steps=100,
+        initial=initial,
+        shape=shape,
     )
     helpers.assert_schedule_equals(schedule, steps, want)
 
@@ -44,7 +55,9 @@ def test_matches_closed_form_around_a_constant_and_step_decay():
         helpers.step_decay, initial=0.2, boundary_steps=[100, 200], decay_rate=0.1
     )
     want = helpers.table(helpers.warm_up, steps, inner=inner, warmup_steps=50)
-    helpers.assert_matches(helpers.evaluate(WarmUp(StepDecay(0.2, [100, 200]), 50), steps), want)
+    helpers.assert_matches(
+        helpers.evaluate(WarmUp(StepDecay(0.2, [100, 200]), 50), steps), want
+    )
 
 
 def test_wraps_a_keras_schedule():
@@ -68,7 +81,9 @@ def test_zero_warmup_steps_is_the_wrapped_schedule():
     "init, peak, warmup_steps, decay_steps, end",
     [(0.0, 0.1, 100, 1000, 0.0), (1e-4, 3e-3, 7, 50, 1e-5), (0.02, 0.5, 1, 10, 0.05)],
 )
-def test_equals_optax_warmup_cosine_decay_schedule(init, peak, warmup_steps, decay_steps, end):
+def test_equals_optax_warmup_cosine_decay_schedule(
+    init, peak, warmup_steps, decay_steps, end
+):
     # optax's `decay_steps` is the total length, warm-up included.
     jax = pytest.importorskip("jax")
     optax = pytest.importorskip("optax")
@@ -79,7 +94,9 @@ def test_equals_optax_warmup_cosine_decay_schedule(init, peak, warmup_steps, dec
         )
         want = np.asarray(theirs(np.asarray(steps, dtype=np.int64)), dtype=np.float64)
     assert want.dtype == np.float64
-    ours = WarmUp(CosineDecay(peak, decay_steps - warmup_steps, end), warmup_steps, init)
+    ours = WarmUp(
+        CosineDecay(peak, decay_steps - warmup_steps, end), warmup_steps, init
+    )
     helpers.assert_matches(helpers.evaluate(ours, steps), want)
 
 
@@ -90,13 +107,17 @@ def test_equals_optax_warmup_cosine_decay_schedule(init, peak, warmup_steps, dec
     peak=st.floats(1.0, 5.0),
     shape=st.sampled_from(["linear", "cosine"]),
 )
-def test_continuous_bounded_and_monotone_during_warmup(warmup_steps, initial, peak, shape):
+def test_continuous_bounded_and_monotone_during_warmup(
+    warmup_steps, initial, peak, shape
+):
     schedule = WarmUp(CosineDecay(peak, 3 * warmup_steps), warmup_steps, initial, shape)
     # No jump at the junction: within eps of it the rate moves by at most the
     # ramp's slope (peak - initial) / W times eps.
     eps = 1e-3 * warmup_steps
     junction = helpers.evaluate(
-        schedule, [warmup_steps - eps, warmup_steps, warmup_steps + eps], dtype="float32"
+        schedule,
+        [warmup_steps - eps, warmup_steps, warmup_steps + eps],
+        dtype="float32",
     )
     assert junction[1] == pytest.approx(peak, rel=1e-6)
     slope_bound = (peak - initial) / warmup_steps * eps * 1.001 + 2e-6 * peak
@@ -112,12 +133,30 @@ def test_continuous_bounded_and_monotone_during_warmup(warmup_steps, initial, pe
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"warmup_steps": -1}, r"Argument `warmup_steps` must be an integer >= 0\. Received: warmup_steps=-1"),
-        ({"warmup_steps": 2.5}, r"Argument `warmup_steps` must be an integer >= 0\. Received: warmup_steps=2\.5"),
-        ({"initial_learning_rate": -0.1}, r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.1"),
-        ({"shape": "exp"}, r"Argument `shape` must be one of 'linear', 'cosine'\. Received: shape='exp'"),
-        ({"schedule": -0.1}, r"Argument `schedule` must be >= 0\. Received: schedule=-0\.1"),
-        ({"schedule": "cosine"}, r"Argument `schedule` must be a LearningRateSchedule or a float >= 0\. Received: schedule='cosine'"),
+        (
+            {"warmup_steps": -1},
+            r"Argument `warmup_steps` must be an integer >= 0\. Received: warmup_steps=-1",
+        ),
+        (
+            {"warmup_steps": 2.5},
+            r"Argument `warmup_steps` must be an integer >= 0\. Received: warmup_steps=2\.5",
+        ),
+        (
+            {"initial_learning_rate": -0.1},
+            r"Argument `initial_learning_rate` must be >= 0\. Received: initial_learning_rate=-0\.1",
+        ),
+        (
+            {"shape": "exp"},
+            r"Argument `shape` must be one of 'linear', 'cosine'\. Received: shape='exp'",
+        ),
+        (
+            {"schedule": -0.1},
+            r"Argument `schedule` must be >= 0\. Received: schedule=-0\.1",
+        ),
+        (
+            {"schedule": "cosine"},
+            r"Argument `schedule` must be a LearningRateSchedule or a float >= 0\. Received: schedule='cosine'",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):
@@ -133,9 +172,16 @@ def test_smoke_config_and_values():
     assert isinstance(restored.schedule, CosineDecay)
     assert_config_roundtrip(WarmUp(0.5, 3))
     steps = [0, 5, 9, 10, 11, 55, 100, 120]
-    inner = functools.partial(helpers.cosine_decay, initial=0.1, decay_steps=90, final=0.01)
+    inner = functools.partial(
+        helpers.cosine_decay, initial=0.1, decay_steps=90, final=0.01
+    )
     want = helpers.table(
-        helpers.warm_up, steps, inner=inner, warmup_steps=10, initial=0.001, shape="cosine"
+        helpers.warm_up,
+        steps,
+        inner=inner,
+        warmup_steps=10,
+        initial=0.001,
+        shape="cosine",
     )
     helpers.assert_matches(helpers.evaluate(restored, steps), want)
     if BACKEND == "tensorflow":

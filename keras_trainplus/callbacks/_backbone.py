@@ -118,7 +118,7 @@ def resolve_backbone(model, backbone):
 
 
 def backbone_units(roots):
-    """The layers groups are made of: a single model root's direct layers, else roots."""
+    """The layers groups are made of: a single model root's direct layers, or roots."""
     if len(roots) == 1 and isinstance(roots[0], keras.Model):
         return [layer for layer in roots[0].layers]
     return list(roots)

@@ -43,7 +43,9 @@ def chain(optimizer):
     while True:
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             optimizer = optimizer.inner_optimizer
-        elif isinstance(getattr(optimizer, "optimizer", None), keras.optimizers.Optimizer):
+        elif isinstance(
+            getattr(optimizer, "optimizer", None), keras.optimizers.Optimizer
+        ):
             optimizer = optimizer.optimizer  # keras_trainplus LookAhead, Ranger
         else:
             return optimizers
@@ -86,7 +88,9 @@ def _subset_stateless_apply(optimizer, model):
             )
         current = {id(v) for v in variables}
         frozen = [
-            v for v in _compat.optimizer_built_variables(optimizer) if id(v) not in current
+            v
+            for v in _compat.optimizer_built_variables(optimizer)
+            if id(v) not in current
         ]
         mapping = list(zip(variables, trainable_variables))
         mapping += [(v, ops.full(v.shape, float("nan"), v.dtype)) for v in frozen]
@@ -95,7 +99,9 @@ def _subset_stateless_apply(optimizer, model):
             with warnings.catch_warnings():
                 # A wrapper (LookAhead) hands its inner optimizer no gradient for
                 # the frozen variables, on purpose.
-                warnings.filterwarnings("ignore", "Gradients do not exist for variables")
+                warnings.filterwarnings(
+                    "ignore", "Gradients do not exist for variables"
+                )
                 optimizer.apply(grads, variables)
         return (
             [scope.get_current_value(v) for v in variables],

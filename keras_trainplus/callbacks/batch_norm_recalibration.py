@@ -64,9 +64,11 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
                     size * keras.ops.convert_to_numpy(v).astype(np.float64)
                     for v in (layer.moving_mean, layer.moving_variance)
                 ]
-                totals[i] = stats if totals[i] is None else [
-                    t + s for t, s in zip(totals[i], stats)
-                ]
+                totals[i] = (
+                    stats
+                    if totals[i] is None
+                    else [t + s for t, s in zip(totals[i], stats)]
+                )
             count += size
             batches += 1
     finally:

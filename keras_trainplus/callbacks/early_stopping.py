@@ -7,6 +7,7 @@ import warnings
 import keras
 
 from keras_trainplus._validation import PACKAGE
+from keras_trainplus._validation import check_bool
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
 from keras_trainplus.callbacks import _state_file
@@ -98,25 +99,28 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
     ):
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(
-                f"Argument `monitor` must be a metric name. Received: monitor={monitor!r}"
+                "Argument `monitor` must be a metric name. "
+                f"Received: monitor={monitor!r}"
             )
         check_choice("mode", mode, ("auto", "min", "max"))
         min_delta = check_number("min_delta", min_delta, 0)
         patience = check_number("patience", patience, 0, integer=True)
-        start_from_epoch = check_number("start_from_epoch", start_from_epoch, 0, integer=True)
+        start_from_epoch = check_number(
+            "start_from_epoch", start_from_epoch, 0, integer=True
+        )
         if baseline is not None:
             baseline = check_number("baseline", baseline)
         if stopping_threshold is not None:
             stopping_threshold = check_number("stopping_threshold", stopping_threshold)
         if divergence_threshold is not None:
-            divergence_threshold = check_number("divergence_threshold", divergence_threshold)
-        for name, value in (
-            ("restore_best_weights", restore_best_weights),
-            ("check_finite", check_finite),
+            divergence_threshold = check_number(
+                "divergence_threshold", divergence_threshold
+            )
+        check_bool("restore_best_weights", restore_best_weights)
+        check_bool("check_finite", check_finite)
+        if backup_dir is not None and (
+            not isinstance(backup_dir, str) or not backup_dir
         ):
-            if not isinstance(value, bool):
-                raise ValueError(f"Argument `{name}` must be a bool. Received: {name}={value!r}")
-        if backup_dir is not None and (not isinstance(backup_dir, str) or not backup_dir):
             raise ValueError(
                 f"Argument `backup_dir` must be a directory path or None. "
                 f"Received: backup_dir={backup_dir!r}"
@@ -180,7 +184,8 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
             self._warned_missing = True
             warnings.warn(
                 f"EarlyStopping conditioned on metric `{self.monitor}` which is not "
-                f"available. Available metrics are: {', '.join(sorted(logs)) or 'none'}.",
+                "available. Available metrics are: "
+                f"{', '.join(sorted(logs)) or 'none'}.",
                 stacklevel=2,
             )
         return value

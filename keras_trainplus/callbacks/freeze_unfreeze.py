@@ -1,4 +1,4 @@
-"""FreezeUnfreeze: train a new head on a frozen backbone, then fine-tune, in one `fit`."""
+"""FreezeUnfreeze: train a new head on a frozen backbone, then fine-tune, in one fit."""
 
 import weakref
 
@@ -6,6 +6,7 @@ import keras
 
 from keras_trainplus import _compat
 from keras_trainplus._validation import PACKAGE
+from keras_trainplus._validation import check_bool
 from keras_trainplus._validation import check_number
 from keras_trainplus.callbacks import _backbone
 from keras_trainplus.callbacks import _optimizer_hooks
@@ -129,12 +130,11 @@ class FreezeUnfreeze(keras.callbacks.Callback):
             )
         if isinstance(backbone, (list, tuple)) and not backbone:
             raise ValueError("Argument `backbone` must not be an empty list.")
-        if not isinstance(train_bn, bool):
-            raise ValueError(
-                f"Argument `train_bn` must be a bool. Received: train_bn={train_bn!r}"
-            )
+        check_bool("train_bn", train_bn)
         self.backbone = backbone
-        self.freeze_epochs = check_number("freeze_epochs", freeze_epochs, 0, integer=True)
+        self.freeze_epochs = check_number(
+            "freeze_epochs", freeze_epochs, 0, integer=True
+        )
         self.train_bn = train_bn
         self.backbone_learning_rate_multiplier = check_number(
             "backbone_learning_rate_multiplier",
@@ -143,7 +143,9 @@ class FreezeUnfreeze(keras.callbacks.Callback):
             low_inclusive=False,
         )
         if unfreeze_every is not None:
-            unfreeze_every = check_number("unfreeze_every", unfreeze_every, 1, integer=True)
+            unfreeze_every = check_number(
+                "unfreeze_every", unfreeze_every, 1, integer=True
+            )
         self.unfreeze_every = unfreeze_every
         if groups != "auto":
             if not isinstance(groups, (list, tuple)) or len(groups) < 2:

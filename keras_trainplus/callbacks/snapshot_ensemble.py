@@ -89,7 +89,9 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         self.num_snapshots = check_number(
             "num_snapshots", num_snapshots, low=1, integer=True
         )
-        self.keep = None if keep is None else check_number("keep", keep, low=1, integer=True)
+        self.keep = (
+            None if keep is None else check_number("keep", keep, low=1, integer=True)
+        )
         self.verbose = check_number("verbose", verbose, low=0, high=2, integer=True)
         self._initial_learning_rate = None
         self._driven_optimizer = self._last_rate = None
@@ -212,8 +214,10 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         if self._driven:
             t = self._epoch_start + batch + 1
             c = self._cycle_steps
-            rate = self._initial_learning_rate / 2.0 * (
-                math.cos(math.pi * ((t - 1) % c) / c) + 1.0
+            rate = (
+                self._initial_learning_rate
+                / 2.0
+                * (math.cos(math.pi * ((t - 1) % c) / c) + 1.0)
             )
             # `self.model` also re-syncs the JAX training state, so that the new
             # value reaches the next step.

@@ -93,7 +93,9 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         self.recalibration_steps = (
             None
             if recalibration_steps is None
-            else check_number("recalibration_steps", recalibration_steps, low=1, integer=True)
+            else check_number(
+                "recalibration_steps", recalibration_steps, low=1, integer=True
+            )
         )
         self.batch_size = check_number("batch_size", batch_size, low=1, integer=True)
         if backup_dir is not None and (
@@ -170,7 +172,9 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         return os.path.join(self.backup_dir, f"swa-state-{completed_epochs:05d}.npz")
 
     def _save_state(self, completed_epochs):
-        arrays = {f"w{i}": keras.ops.convert_to_numpy(a) for i, a in enumerate(self._average)}
+        arrays = {
+            f"w{i}": keras.ops.convert_to_numpy(a) for i, a in enumerate(self._average)
+        }
         path = self._state_path(completed_epochs)
         with atomic_path(path) as temporary, open(temporary, "wb") as f:
             np.savez(f, count=self.averaged_epochs, **arrays)

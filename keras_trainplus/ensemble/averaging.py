@@ -54,7 +54,7 @@ class AveragingEnsemble(keras.Model):
     ...     return keras.Sequential([
     ...         keras.Input((4,)),
     ...         keras.layers.Dense(3, activation="softmax",
-    ...                            kernel_initializer=keras.initializers.GlorotUniform(seed)),
+    ...         kernel_initializer=keras.initializers.GlorotUniform(seed)),
     ...     ])
     >>> ensemble = AveragingEnsemble([member(0), member(1)])
     >>> ensemble.predict(np.ones((2, 4)), verbose=0).shape

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_trainplus._validation import check_bool
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
 
@@ -54,7 +55,9 @@ class TestTimeAugmentation(keras.Model):
 
     def __init__(self, model, flips=True, crops="five", scales=(1.0,), **kwargs):
         super().__init__(**kwargs)
-        inputs = getattr(model, "inputs", None) if isinstance(model, keras.Model) else None
+        inputs = (
+            getattr(model, "inputs", None) if isinstance(model, keras.Model) else None
+        )
         if not inputs or len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ValueError(
                 "Argument `model` must be a built Keras model with one image input "
@@ -71,9 +74,7 @@ class TestTimeAugmentation(keras.Model):
                 "Argument `model` must have a fixed input height and width. "
                 f"Received input shape {inputs[0].shape}"
             )
-        if not isinstance(flips, bool):
-            raise ValueError(f"Argument `flips` must be a bool. Received: flips={flips!r}")
-        self.flips = flips
+        self.flips = check_bool("flips", flips)
         self.crops = check_choice("crops", crops, CROPS)
         try:
             scales = tuple(scales)
@@ -99,7 +100,11 @@ class TestTimeAugmentation(keras.Model):
 
     def _windows(self, height, width):
         h, w = self.crop_size
-        if height < h or width < w or (self.crops is None and (height, width) != (h, w)):
+        if (
+            height < h
+            or width < w
+            or (self.crops is None and (height, width) != (h, w))
+        ):
             need = "equal to" if self.crops is None else "at least"
             raise ValueError(
                 f"TestTimeAugmentation: views of size {height}x{width} must be {need} "
@@ -108,11 +113,17 @@ class TestTimeAugmentation(keras.Model):
             )
         centre = ((height - h) // 2, (width - w) // 2)
         if self.crops == "five":
-            return [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w), centre]
+            return [
+                (0, 0),
+                (0, width - w),
+                (height - h, 0),
+                (height - h, width - w),
+                centre,
+            ]
         return [centre]
 
     def views(self, images):
-        """The views of `images` stacked on a new leading axis: `(V, batch, h, w, c)`."""
+        """The views of `images` on a new leading axis: `(V, batch, h, w, c)`."""
         height, width = images.shape[1], images.shape[2]
         h, w = self.crop_size
         views = []

@@ -122,8 +122,8 @@ class RandomResizedCrop(GeometricAugmentation):
         self.width = _validation.check_number("width", width, 1, integer=True)
         self.scale = check_pair_above("scale", scale, 0.0, 1.0)
         self.ratio = check_pair_above("ratio", ratio, 0.0)
-        self.horizontal_flip = _validation.check_choice(
-            "horizontal_flip", horizontal_flip, (True, False)
+        self.horizontal_flip = _validation.check_bool(
+            "horizontal_flip", horizontal_flip
         )
 
     def output_size(self, height, width):

@@ -6,12 +6,13 @@ from keras import ops
 
 from keras_trainplus import _validation
 
-BASE_KWARGS_DOC = """**kwargs: Keras's base optimizer arguments, all supported: `weight_decay`
-            (decoupled, `x <- x - lr * weight_decay * x` before the update, skipping
-            variables given to `exclude_from_weight_decay`), `clipnorm`, `clipvalue`,
-            `global_clipnorm`, `use_ema`, `ema_momentum`, `ema_overwrite_frequency`,
-            `loss_scale_factor`, `gradient_accumulation_steps` and `name`. Any other
-            keyword raises `ValueError`."""
+BASE_KWARGS_DOC = """**kwargs: Keras's base optimizer arguments, all supported:
+            `weight_decay` (decoupled, `x <- x - lr * weight_decay * x` before the
+            update, skipping variables given to `exclude_from_weight_decay`),
+            `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
+            `ema_overwrite_frequency`, `loss_scale_factor`,
+            `gradient_accumulation_steps` and `name`. Any other keyword raises
+            `ValueError`."""
 
 
 def check_learning_rate(learning_rate):

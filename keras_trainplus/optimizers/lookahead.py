@@ -11,7 +11,7 @@ from keras_trainplus.optimizers import _common
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
 class LookAhead(keras.optimizers.Optimizer):
-    """Wraps any optimizer: every `sync_period` steps, pull the weights back towards slow weights.
+    """Wraps any optimizer; every `sync_period` steps, moves weights to slow weights.
 
     Zhang et al. 2019, "Lookahead Optimizer: k steps forward, 1 step back"
     (arXiv:1907.08610). The inner ("fast") optimizer updates the model's weights
@@ -107,9 +107,7 @@ class LookAhead(keras.optimizers.Optimizer):
         # would not run), and a copy (JAX variables would otherwise share one
         # buffer, which `model.fit` donates twice).
         self._slow_weights = [
-            self.add_variable_from_reference(
-                v, name="slow", initializer=_copy_of(v)
-            )
+            self.add_variable_from_reference(v, name="slow", initializer=_copy_of(v))
             for v in var_list
         ]
 
@@ -159,7 +157,9 @@ class LookAhead(keras.optimizers.Optimizer):
             variable.assign(value)
 
     def _sync(self, sync, variables):
-        slow_weights = [self._slow_weights[self._get_variable_index(v)] for v in variables]
+        slow_weights = [
+            self._slow_weights[self._get_variable_index(v)] for v in variables
+        ]
         backend = keras.backend.backend()
         if backend == "jax":
             import jax

@@ -9,7 +9,7 @@ from keras_trainplus.optimizers import _common
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
 class Nesterov(keras.optimizers.Optimizer):
-    """Stochastic gradient descent with Nesterov momentum, in the change-of-variables form.
+    """Stochastic gradient descent with Nesterov momentum (change-of-variables form).
 
     Nesterov momentum takes the gradient at the look-ahead point
     `x + rho v` (Nesterov 1983; Sutskever et al. 2013, "On the importance of

@@ -18,7 +18,7 @@ _SERIES_LIMIT = 0.5
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
 class RAdam(keras.optimizers.Optimizer):
-    """Rectified Adam: Adam whose adaptive step is switched on only once its variance is tractable.
+    """Rectified Adam: Adam whose adaptive step starts once its variance is tractable.
 
     Liu et al. 2019, "On the Variance of the Adaptive Learning Rate and Beyond"
     (arXiv:1908.03265). With `t` the step count from 1:
@@ -161,9 +161,7 @@ class RAdam(keras.optimizers.Optimizer):
             self.assign_sub(variable, ops.multiply(m, step_size))
             return
         denominator = ops.where(rectified, ops.add(ops.sqrt(v), self.epsilon), 1.0)
-        self.assign_sub(
-            variable, ops.divide(ops.multiply(m, step_size), denominator)
-        )
+        self.assign_sub(variable, ops.divide(ops.multiply(m, step_size), denominator))
 
     def get_config(self):
         config = super().get_config()

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_trainplus import _validation
 from keras_trainplus.optimizers import _common
 from keras_trainplus.optimizers.lookahead import LookAhead
 from keras_trainplus.optimizers.radam import RAdam
@@ -71,11 +72,8 @@ class Ranger(LookAhead):
         gc_conv_only=False,
         **kwargs,
     ):
-        for name, value in (("use_gc", use_gc), ("gc_conv_only", gc_conv_only)):
-            if not isinstance(value, bool):
-                raise ValueError(
-                    f"Argument `{name}` must be a boolean. Received: {name}={value!r}"
-                )
+        _validation.check_bool("use_gc", use_gc)
+        _validation.check_bool("gc_conv_only", gc_conv_only)
         radam = RAdam(
             learning_rate=learning_rate,
             beta_1=beta_1,

@@ -162,9 +162,7 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         mult = self.cycle_mult
         # The true index is estimate - 1, estimate or estimate + 1: start one below
         # and count the (up to two) cycle starts at or before `step`.
-        base = ops.clip(
-            self._cycle_index_estimate(step) - 1.0, 0.0, self._largest_base
-        )
+        base = ops.clip(self._cycle_index_estimate(step) - 1.0, 0.0, self._largest_base)
         if mult == 1.0:
             power, series = ops.ones_like(base), base
         else:

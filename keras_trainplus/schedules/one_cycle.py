@@ -98,12 +98,14 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         if self.anneal == "cos":
             climbed = _common.cosine_fraction(climbed)
             remaining = _common.cosine_fraction(remaining)
-        rise = self.initial_learning_rate + (
-            self.max_learning_rate - self.initial_learning_rate
-        ) * climbed
-        fall = self.min_learning_rate + (
-            self.max_learning_rate - self.min_learning_rate
-        ) * remaining
+        rise = (
+            self.initial_learning_rate
+            + (self.max_learning_rate - self.initial_learning_rate) * climbed
+        )
+        fall = (
+            self.min_learning_rate
+            + (self.max_learning_rate - self.min_learning_rate) * remaining
+        )
         return ops.where(ops.less_equal(step, warmup_end), rise, fall)
 
     def get_config(self):

@@ -20,6 +20,7 @@ from keras_trainplus._validation import _describe
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
 
+
 def check_choices(argument, values, allowed):
     """Validates a non-empty selection from `allowed` (one name or a sequence).
 
@@ -163,9 +164,7 @@ def register_float(
     if lo == hi:
         return hp.Fixed(name, lo)
     if grid_size is not None:
-        return hp.Choice(
-            name, grid_values(lo, hi, grid_size, sampling), ordered=True
-        )
+        return hp.Choice(name, grid_values(lo, hi, grid_size, sampling), ordered=True)
     return hp.Float(name, lo, hi, sampling=sampling)
 
 

@@ -152,4 +152,3 @@ def augmentation_strength(
         low=0,
         grid_size=check_grid_size(grid_size),
     )
-

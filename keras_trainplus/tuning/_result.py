@@ -15,9 +15,7 @@ def _format(value):
 
 
 def _table(header, rows):
-    widths = [
-        max(len(str(cell)) for cell in column) for column in zip(header, *rows)
-    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(h).rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)

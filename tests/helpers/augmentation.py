@@ -100,7 +100,9 @@ def check_serialization(make, images, tmp_path):
     restored = keras.saving.load_model(path)
     assert type(restored.layers[-1]) is type(layer)
     configs = [x.get_config() for x in (restored.layers[-1], layer)]
-    assert json.dumps(configs[0], sort_keys=True) == json.dumps(configs[1], sort_keys=True)
+    assert json.dumps(configs[0], sort_keys=True) == json.dumps(
+        configs[1], sort_keys=True
+    )
     np.testing.assert_allclose(
         to_numpy(restored(images, training=False)),
         to_numpy(model(images, training=False)),

@@ -11,7 +11,8 @@ import math
 import keras
 import numpy as np
 
-from tests.helpers.backend import BACKEND, in_mode
+from tests.helpers.backend import BACKEND
+from tests.helpers.backend import in_mode
 
 RTOL = 1e-6
 
