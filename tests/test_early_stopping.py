@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from keras_trainplus.callbacks import EarlyStopping
+from tests.helpers import tolerance
 from tests.helpers.config import assert_config_roundtrip
 
 
@@ -234,10 +235,9 @@ def test_fit_stops_on_patience_and_restores_best():
         4,
         1,
     )
-    # kernel after epoch 1 of k <- k + 0.3 (2 - k), computed in float64
-    np.testing.assert_allclose(
-        model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6
-    )
+    # kernel after epoch 1 of k <- k + 0.3 (2 - k), computed in float64: two float32
+    # steps of ~4 roundings each at the scale 2 of the target
+    tolerance.assert_close(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), 8, scale=2)
 
 
 def test_one_instance_serves_two_fits():
@@ -293,9 +293,7 @@ def test_resume_with_backup_and_restore(tmp_path):
         1,
     )
     assert second.restored_epoch == 1
-    np.testing.assert_allclose(
-        model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6
-    )
+    tolerance.assert_close(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), 8, scale=2)
     assert not os.path.exists(backup)
 
 
