@@ -1,6 +1,7 @@
 """Atomic, durable file writes and output-directory checks (callbacks and demo)."""
 
 import contextlib
+import errno
 import fnmatch
 import os
 import secrets
@@ -41,9 +42,14 @@ def atomic_path(path, suffix=None):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
-    # Windows has no directory handles to flush (its rename is metadata-journaled).
+    # Windows cannot open a directory to flush it; some file systems (network or
+    # FUSE mounts) refuse to flush one: the file is in place either way.
     if hasattr(os, "O_DIRECTORY"):
-        _fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
 
 
 def remove_partial_files(directory, pattern):

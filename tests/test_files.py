@@ -1,5 +1,6 @@
 """Atomic writes: permissions, durability, leftovers; output-directory checks."""
 
+import errno
 import os
 import stat
 import subprocess
@@ -26,7 +27,7 @@ def mode(path):
 
 
 @pytest.mark.smoke
-@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002], ids=oct)
 def test_atomic_file_has_the_mode_of_a_plain_file(tmp_path, umask, mask):
     umask(mask)
     with open(tmp_path / "plain.txt", "w") as f:
@@ -186,3 +187,24 @@ def test_prepare_directory_reports_a_refused_write(tmp_path, monkeypatch):
         r".* \(Permission denied\)",
     ):
         _files.prepare_directory("directory", target, "*")
+
+
+def test_a_directory_that_cannot_be_flushed_is_tolerated(tmp_path, monkeypatch):
+    # Some network and FUSE file systems refuse fsync on a directory (EINVAL): the
+    # file is in place, so the write succeeds; other errors are raised.
+    real_fsync = os.fsync
+
+    def fsync(handle, errno_code):
+        if stat.S_ISDIR(os.fstat(handle).st_mode):
+            raise OSError(errno_code, os.strerror(errno_code))
+        real_fsync(handle)
+
+    path = tmp_path / "out.txt"
+    monkeypatch.setattr(os, "fsync", lambda handle: fsync(handle, errno.EINVAL))
+    with _files.atomic_path(path) as temporary, open(temporary, "w") as f:
+        f.write("x")
+    assert path.read_text() == "x"
+    monkeypatch.setattr(os, "fsync", lambda handle: fsync(handle, errno.EIO))
+    with pytest.raises(OSError, match="Input/output error"):
+        with _files.atomic_path(path) as temporary, open(temporary, "w") as f:
+            f.write("y")

@@ -417,7 +417,7 @@ def test_resume_from_a_mid_epoch_backup_warns(tmp_path, save_freq, schedule):
     )
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o077])
+@pytest.mark.parametrize("mask", [0o022, 0o077], ids=oct)
 def test_snapshots_have_the_permissions_of_model_save(tmp_path, mask):
     previous = os.umask(mask)
     try:

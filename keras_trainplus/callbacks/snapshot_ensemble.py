@@ -69,8 +69,9 @@ class SnapshotEnsemble(ConfigMixin, keras.callbacks.Callback):
     (schedule), counts the cycles already completed as done, and a cycle re-run
     after an interruption overwrites its own file. A backup saved in the middle of
     an epoch (`save_freq=<int>`) cannot be resumed exactly, because Keras restarts
-    that epoch from its first batch: the callback warns when a resumed run starts
-    from one.
+    that epoch from its first batch: the callback warns when a run resumed after
+    the first epoch starts from one (its optimizer's step counter is not at that
+    epoch's first step).
 
     Args:
         directory: folder for the snapshot files (a `str` or `pathlib.Path`;
