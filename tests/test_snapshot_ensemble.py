@@ -510,7 +510,10 @@ def test_non_finite_snapshots_are_skipped_and_the_ensemble_stays_finite(tmp_path
     assert not np.isfinite(model.get_weights()[0]).all()
     prediction = snapshots.build_ensemble().predict(x, verbose=0)
     assert np.isfinite(prediction).all()
-    np.testing.assert_allclose(prediction.sum(axis=1), 1.0, rtol=1e-5)
+    # A softmax row of k = 3 sums to 1 within its exps (2 units each, should they
+    # not cancel), the k - 1 additions and k divisions; the mean of the M = 2
+    # members rounds M times per probability, this sum k - 1 times: < 12 units.
+    tolerance.assert_close(prediction.sum(axis=1), 1.0, 12)
 
 
 def endless_batches(x, y, batch_size=2):
