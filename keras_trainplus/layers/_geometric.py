@@ -5,22 +5,6 @@ from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._base import BaseAugmentation
 
 
-def check_pair_above(name, value, low, high=None):
-    """A `(min, max)` pair with `low < min <= max` (and `max <= high`)."""
-    bound = f"> {low}" if high is None else f"in ({low}, {high}]"
-    message = (
-        f"Argument `{name}` must be a (min, max) pair with min <= max, both {bound}. "
-        f"Received: {name}={value!r}"
-    )
-    try:
-        pair = _validation.check_range_pair(name, value, low, high)
-    except ValueError:
-        raise ValueError(message) from None
-    if pair[0] <= low:
-        raise ValueError(message)
-    return pair
-
-
 class GeometricAugmentation(BaseAugmentation):
     """An augmentation that moves pixels: output pixel `p` reads the input at `g(p)`.
 
@@ -45,6 +29,10 @@ class GeometricAugmentation(BaseAugmentation):
             Defaults to `0.0`.
         **kwargs: `BaseAugmentation` arguments (`data_format`, `seed`, `name`, ...).
     """
+
+    # Whether `fill_mode` and `fill_value` are constructor arguments (the crop layers
+    # read inside the image only and fix them).
+    FILL_ARGUMENTS = True
 
     def __init__(
         self, interpolation="bilinear", fill_mode="reflect", fill_value=0.0, **kwargs
@@ -81,21 +69,26 @@ class GeometricAugmentation(BaseAugmentation):
         return self.random_parameters(shape[0], shape[1], shape[2])
 
     def transform_images(self, images, transformation):
-        ops = self.backend
-        shape = ops.core.shape(images)
+        backend = self.backend
+        shape = backend.core.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
         dtype = images.dtype
-        images = ops.cast(images, "float32")
+        images = backend.cast(images, "float32")
         axes = self.source_axes(transformation, height, width)
         if axes is not None:
             out = _sampling.sample_separable(
-                ops, images, *axes, self.interpolation, self.fill_mode, self.fill_value
+                backend,
+                images,
+                *axes,
+                self.interpolation,
+                self.fill_mode,
+                self.fill_value,
             )
-            return ops.cast(out, dtype)
+            return backend.cast(out, dtype)
         out_height, out_width = self.output_size(height, width)
-        ys, xs = _sampling.output_grid(ops, batch, out_height, out_width)
+        ys, xs = _sampling.output_grid(backend, batch, out_height, out_width)
         ys, xs, valid = self.source_coordinates(ys, xs, transformation, height, width)
-        return ops.cast(self.resample(images, ys, xs, valid), dtype)
+        return backend.cast(self.resample(images, ys, xs, valid), dtype)
 
     def resample(self, images, ys, xs, valid=None):
         """Reads float32 `images` at `(ys, xs)` with this layer's interpolation/fill."""
@@ -112,6 +105,13 @@ class GeometricAugmentation(BaseAugmentation):
 
     def compute_output_shape(self, input_shape):
         return resized_shape(input_shape, self.data_format, self.output_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config["interpolation"] = self.interpolation
+        if self.FILL_ARGUMENTS:
+            config.update({"fill_mode": self.fill_mode, "fill_value": self.fill_value})
+        return config
 
 
 def resized_shape(input_shape, data_format, output_size):

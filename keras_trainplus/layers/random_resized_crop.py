@@ -1,60 +1,27 @@
 """RandomResizedCrop: the Inception / torchvision random crop, vectorised."""
 
 import math
+import weakref
 
 import keras
 
 from keras_trainplus import _compat
 from keras_trainplus import _validation
-from keras_trainplus.layers._geometric import GeometricAugmentation
-from keras_trainplus.layers._geometric import check_pair_above
-from keras_trainplus.layers._sampling import per_sample
+from keras_trainplus.layers import _sampling
+from keras_trainplus.layers._crop import CropAugmentation
 
 ATTEMPTS = 10
 # Per sample: ATTEMPTS areas, ATTEMPTS log-ratios, top, left, flip.
 DRAWS = 2 * ATTEMPTS + 3
-
-
-def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
-    """Maps output pixels to input pixels of per-sample `(top, left, h, w)` boxes.
-
-    Half-pixel convention (as `tf.image.resize`, `torch` with `align_corners=False`):
-    output pixel `i` of `out_height` covers `[i, i + 1)` of the box's `h` rows, so it
-    reads row `top + (i + 0.5) h / out_height - 0.5`. `ys`, `xs` may be grids
-    `(batch, out_height, out_width)` or axes `(1, out_height)`, `(1, out_width)`.
-    """
-    boxes = ops.cast(boxes, "float32")
-    rank = len(ys.shape)
-    top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
-    ys = top + (ys + 0.5) * (rows / out_height) - 0.5
-    xs = left + (xs + 0.5) * (cols / out_width) - 0.5
-    return ys, xs
-
-
-def clamp_to_boxes(ops, ys, xs, boxes):
-    """Clamps input coordinates into per-sample boxes: the crop is read on its own.
-
-    The rows and columns read near a box's edge then stay inside it, as when the
-    crop is cut out first and resized alone (torchvision, Albumentations,
-    `tf.image.resize` of the slice), rather than blending in pixels beyond the box.
-    """
-    boxes = ops.cast(boxes, "float32")
-    rank = len(ys.shape)
-    top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
-    ys = ops.numpy.minimum(ops.numpy.maximum(ys, top), top + rows - 1.0)
-    xs = ops.numpy.minimum(ops.numpy.maximum(xs, left), left + cols - 1.0)
-    return ys, xs
-
-
-def crop_axes(ops, boxes, out_height, out_width):
-    """`crop_coordinates` per axis: `(batch, out_height)` and `(batch, out_width)`."""
-    ys = ops.numpy.arange(out_height, dtype="float32")[None, :]
-    xs = ops.numpy.arange(out_width, dtype="float32")[None, :]
-    return crop_coordinates(ops, ys, xs, boxes, out_height, out_width)
+# The compiled box function of each layer that has cropped single images, kept
+# outside the layer: as a layer attribute TensorFlow would track it as model state
+# (a SavedModel export would save it). It refers to its layer weakly, so an entry
+# goes when its layer does.
+_COMPILED_PARAMETERS = weakref.WeakKeyDictionary()
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
-class RandomResizedCrop(GeometricAugmentation):
+class RandomResizedCrop(CropAugmentation):
     """Random crop of random area and aspect ratio, resized to `(height, width)`.
 
     The Inception crop (Szegedy et al., 2015, "Going deeper with convolutions"), as
@@ -116,18 +83,17 @@ class RandomResizedCrop(GeometricAugmentation):
         **kwargs,
     ):
         super().__init__(
-            interpolation=interpolation, fill_mode="nearest", seed=seed, **kwargs
+            height, width, interpolation=interpolation, seed=seed, **kwargs
         )
-        self.height = _validation.check_number("height", height, 1, integer=True)
-        self.width = _validation.check_number("width", width, 1, integer=True)
-        self.scale = check_pair_above("scale", scale, 0.0, 1.0)
-        self.ratio = check_pair_above("ratio", ratio, 0.0)
+        self.scale = _validation.check_range_pair(
+            "scale", scale, 0.0, 1.0, low_inclusive=False
+        )
+        self.ratio = _validation.check_range_pair(
+            "ratio", ratio, 0.0, low_inclusive=False
+        )
         self.horizontal_flip = _validation.check_bool(
             "horizontal_flip", horizontal_flip
         )
-
-    def output_size(self, height, width):
-        return self.height, self.width
 
     def random_parameters(self, batch, height, width):
         return self.parameters_from_draws(self._draws(batch), height, width)
@@ -143,10 +109,10 @@ class RandomResizedCrop(GeometricAugmentation):
 
     def parameters_from_draws(self, draws, height, width):
         """The crop boxes (and flips) of `draws`, uniform in [0, 1): deterministic."""
-        ops = self.backend
-        np_ = ops.numpy
-        height = ops.cast(height, "float32")
-        width = ops.cast(width, "float32")
+        backend = self.backend
+        np_ = backend.numpy
+        height = backend.cast(height, "float32")
+        width = backend.cast(width, "float32")
         low, high = self.scale
         area = height * width * (low + draws[:, :ATTEMPTS] * (high - low))
         log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -155,7 +121,7 @@ class RandomResizedCrop(GeometricAugmentation):
         crop_w = np_.round(np_.sqrt(area * aspect))
         crop_h = np_.round(np_.sqrt(area / aspect))
         fits = (crop_w >= 1) & (crop_h >= 1) & (crop_w <= width) & (crop_h <= height)
-        fits_int = ops.cast(fits, "int32")
+        fits_int = backend.cast(fits, "int32")
         first = fits & (np_.cumsum(fits_int, axis=1) == 1)
         found = np_.any(fits, axis=1)
 
@@ -187,10 +153,14 @@ class RandomResizedCrop(GeometricAugmentation):
     def source_coordinates(self, ys, xs, transformation, height, width):
         boxes = transformation["crop_boxes"]
         if "flips" in transformation:
-            flips = per_sample(self.backend, transformation["flips"], len(xs.shape))
+            flips = _sampling.per_sample(
+                self.backend, transformation["flips"], len(xs.shape)
+            )
             xs = self.backend.numpy.where(flips, (self.width - 1.0) - xs, xs)
-        ys, xs = crop_coordinates(self.backend, ys, xs, boxes, self.height, self.width)
-        ys, xs = clamp_to_boxes(self.backend, ys, xs, boxes)
+        ys, xs = _sampling.crop_coordinates(
+            self.backend, ys, xs, boxes, self.height, self.width
+        )
+        ys, xs = _sampling.clamp_to_boxes(self.backend, ys, xs, boxes)
         return ys, xs, None
 
     def source_axes(self, transformation, height, width):
@@ -244,14 +214,17 @@ class RandomResizedCrop(GeometricAugmentation):
 
     def _compiled_parameters(self):
         """`parameters_from_draws` of one image as an XLA-compiled `tf.function`."""
-        compiled = self.__dict__.get("_compiled_parameters_fn")
+        compiled = _COMPILED_PARAMETERS.get(self)
         if compiled is None:
             import tensorflow as tf
 
+            layer = weakref.ref(self)
+
             def parameters(draws, height, width):
-                transformation = self.parameters_from_draws(draws, height, width)
+                transformation = layer().parameters_from_draws(draws, height, width)
                 box = tf.cast(transformation["crop_boxes"][0], "int32")
-                flip = transformation["flips"][0] if self.horizontal_flip else False
+                flips = transformation.get("flips")
+                flip = False if flips is None else flips[0]
                 return box, tf.convert_to_tensor(flip)
 
             compiled = tf.function(
@@ -264,32 +237,28 @@ class RandomResizedCrop(GeometricAugmentation):
                     tf.TensorSpec((), "int32"),
                 ],
             )
-            # Not a tracked attribute: a plain cache, rebuilt after deserialization.
-            self.__dict__["_compiled_parameters_fn"] = compiled
+            _COMPILED_PARAMETERS[self] = compiled
         return compiled
 
     def transform_inference(self, images):
-        ops = self.backend
-        shape = ops.core.shape(images)
-        height = ops.cast(shape[1], "float32")
-        width = ops.cast(shape[2], "float32")
-        crop_h = ops.numpy.minimum(height, width * (self.height / self.width))
-        crop_w = ops.numpy.minimum(width, height * (self.width / self.height))
-        box = ops.numpy.stack(
+        backend = self.backend
+        shape = backend.core.shape(images)
+        height = backend.cast(shape[1], "float32")
+        width = backend.cast(shape[2], "float32")
+        crop_h = backend.numpy.minimum(height, width * (self.height / self.width))
+        crop_w = backend.numpy.minimum(width, height * (self.width / self.height))
+        box = backend.numpy.stack(
             [(height - crop_h) / 2.0, (width - crop_w) / 2.0, crop_h, crop_w]
         )
-        boxes = ops.numpy.broadcast_to(box[None, :], (shape[0], 4))
+        boxes = backend.numpy.broadcast_to(box[None, :], (shape[0], 4))
         return self.transform_images(images, {"crop_boxes": boxes})
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "height": self.height,
-                "width": self.width,
                 "scale": self.scale,
                 "ratio": self.ratio,
-                "interpolation": self.interpolation,
                 "horizontal_flip": self.horizontal_flip,
             }
         )
