@@ -55,6 +55,7 @@ class BaseAugmentation(_compat.data_layer_class()):
                 f"width, channels) or rank 3 (height, width, channels). Received: "
                 f"inputs.shape={tuple(images.shape)}"
             )
+        images = self.check_image_size(images)
         images = self.backend.cast(images, self.compute_dtype)
         unbatched = rank == 3
         if unbatched:
@@ -79,6 +80,10 @@ class BaseAugmentation(_compat.data_layer_class()):
             images = self.transform_inference(images)
         return self._from_internal(images, unbatched)
 
+    def check_image_size(self, images):
+        """Returns `images`, checked to be non-empty when the layer reads pixels."""
+        return images
+
     def get_random_transformation(self, images):
         raise NotImplementedError(
             f"{self.__class__.__name__} must implement get_random_transformation()"
@@ -99,3 +104,76 @@ class BaseAugmentation(_compat.data_layer_class()):
         config = super().get_config()
         config.update({"data_format": self.data_format, "seed": self.seed})
         return config
+
+
+class ImageAugmentation(BaseAugmentation):
+    """`BaseAugmentation` of the layers that transform images alone.
+
+    Besides images, these layers take Keras's preprocessing dict
+    `{"images": ..., "labels": ...}` (what `keras.layers.RandomFlip` and its kin
+    take): the images are transformed and the labels returned unchanged, in their
+    own dtype. Bounding boxes and segmentation masks are refused rather than passed
+    through untransformed. Inside a model (symbolic inputs) the images must have
+    rank 4; a layer that moves pixels refuses images without height or width.
+    """
+
+    # Whether an image of height or width 0 is refused (layers that read pixels at
+    # coordinates cannot read an empty image).
+    NEEDS_PIXELS = False
+
+    def __call__(self, inputs, *args, **kwargs):
+        name = self.__class__.__name__
+        if args:
+            raise TypeError(
+                f"{name} takes images, or a dict {{'images': ..., 'labels': ...}}, as "
+                f"its one input; received {1 + len(args)} positional arguments. On a "
+                "`tf.data` dataset of (images, labels) pairs, map the images alone: "
+                "`ds.map(lambda x, y: (layer(x), y))`."
+            )
+        if isinstance(inputs, dict):
+            unknown = set(inputs) - {"images", "labels"}
+            if "images" not in inputs or unknown:
+                raise ValueError(
+                    f"{name} takes a dict with the key 'images' and optionally "
+                    "'labels' (returned unchanged); it does not transform bounding "
+                    f"boxes or segmentation masks. Received keys: {sorted(inputs)}"
+                )
+            outputs = dict(inputs)
+            outputs["images"] = self(inputs["images"], **kwargs)
+            return outputs
+        if isinstance(inputs, keras.KerasTensor) and len(inputs.shape) == 3:
+            raise ValueError(
+                f"{name} inside a model needs inputs of rank 4 (batch, height, width, "
+                "channels). Received: a symbolic input of shape "
+                f"{tuple(inputs.shape)}, which has a batch axis and two others, so "
+                "no channels axis. Give the images one (e.g. `keras.Input((height, "
+                "width, 1))` for grayscale), or call the layer on single "
+                "(height, width, channels) images in a `tf.data` pipeline."
+            )
+        return super().__call__(inputs, **kwargs)
+
+    def check_image_size(self, images):
+        if not self.NEEDS_PIXELS:
+            return images
+        shape = tuple(images.shape)
+        rows = len(shape) - (3 if self.data_format == "channels_last" else 2)
+        size = shape[rows : rows + 2]
+        message = (
+            f"{self.__class__.__name__} needs images of height and width >= 1. "
+            f"Received: inputs.shape="
+        )
+        if 0 in size:
+            raise ValueError(message + str(shape))
+        if None in size and self.backend.name == "tensorflow":
+            # Sizes known only when the graph runs (a `tf.data` map): checked there.
+            # XLA cannot compile a check, and compiled models have static sizes.
+            if not _compat.in_tensorflow_xla_context():
+                import tensorflow as tf
+
+                spatial = tf.shape(images)[rows : rows + 2]
+                check = tf.debugging.Assert(
+                    tf.reduce_all(spatial > 0), [message, tf.shape(images)]
+                )
+                with tf.control_dependencies([check]):
+                    images = tf.identity(images)
+        return images

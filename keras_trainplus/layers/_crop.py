@@ -15,7 +15,7 @@ class CropAugmentation(GeometricAugmentation):
         height: output height in pixels, an integer >= 1.
         width: output width in pixels, an integer >= 1.
         interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
-        **kwargs: `BaseAugmentation` arguments (`data_format`, `seed`, `name`, ...).
+        **kwargs: `ImageAugmentation` arguments (`data_format`, `seed`, `name`, ...).
     """
 
     # Reads stay inside the image: the fill mode only clamps rounding at the border.

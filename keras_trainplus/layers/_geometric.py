@@ -2,10 +2,10 @@
 
 from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
-from keras_trainplus.layers._base import BaseAugmentation
+from keras_trainplus.layers._base import ImageAugmentation
 
 
-class GeometricAugmentation(BaseAugmentation):
+class GeometricAugmentation(ImageAugmentation):
     """An augmentation that moves pixels: output pixel `p` reads the input at `g(p)`.
 
     Subclasses implement, on a `channels_last` batch:
@@ -27,12 +27,13 @@ class GeometricAugmentation(BaseAugmentation):
             outside the input are read. Defaults to `"reflect"`.
         fill_value: value read outside the input with `fill_mode="constant"`.
             Defaults to `0.0`.
-        **kwargs: `BaseAugmentation` arguments (`data_format`, `seed`, `name`, ...).
+        **kwargs: `ImageAugmentation` arguments (`data_format`, `seed`, `name`, ...).
     """
 
     # Whether `fill_mode` and `fill_value` are constructor arguments (the crop layers
     # read inside the image only and fix them).
     FILL_ARGUMENTS = True
+    NEEDS_PIXELS = True
 
     def __init__(
         self, interpolation="bilinear", fill_mode="reflect", fill_value=0.0, **kwargs

@@ -4,13 +4,13 @@ import keras
 
 from keras_trainplus import _compat
 from keras_trainplus.layers import _sampling
-from keras_trainplus.layers._base import BaseAugmentation
+from keras_trainplus.layers._base import ImageAugmentation
 from keras_trainplus.layers._geometric import GeometricAugmentation
 from keras_trainplus.layers._geometric import resized_shape
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
-class GeometricChain(BaseAugmentation):
+class GeometricChain(ImageAugmentation):
     """Applies consecutive geometric layers with ONE resample of the input.
 
     Applying `RandomResizedCrop`, then `RandomAffine`, then `RandomLensDistortion`
@@ -44,6 +44,8 @@ class GeometricChain(BaseAugmentation):
     >>> chain(np.zeros((2, 40, 50, 3))).shape
     (2, 24, 24, 3)
     """
+
+    NEEDS_PIXELS = True
 
     def __init__(self, layers, **kwargs):
         super().__init__(**kwargs)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_trainplus import _validation
-from keras_trainplus.layers._base import BaseAugmentation
+from keras_trainplus.layers._base import ImageAugmentation
 
 # Principal components of ImageNet RGB pixels scaled to [0, 1], as published with
 # fb.resnet.torch (datasets/imagenet.lua) and used by torchvision/GluonCV recipes;
@@ -19,7 +19,7 @@ IMAGENET_EIGENVECTORS = (
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
-class PCALighting(BaseAugmentation):
+class PCALighting(ImageAugmentation):
     """Adds AlexNet's PCA colour noise: a random shift along the RGB principal axes.
 
     Each image gets one RGB offset, the same for all its pixels:

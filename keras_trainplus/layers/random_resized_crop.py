@@ -193,7 +193,7 @@ class RandomResizedCrop(CropAugmentation):
         """
         import tensorflow as tf
 
-        image = tf.convert_to_tensor(image)
+        image = self.check_image_size(tf.convert_to_tensor(image))
         if self.data_format == "channels_first":
             image = tf.transpose(image, (1, 2, 0))
         shape = tf.shape(image)
