@@ -1,15 +1,37 @@
-"""The base class of the crop layers."""
+"""The base class of the crop layers, and their path from encoded image bytes."""
 
+import sys
+
+import keras
+
+from keras_trainplus import _compat
 from keras_trainplus import _validation
+from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._geometric import GeometricAugmentation
+
+# What `tf.io.decode_image` reads besides JPEG, by their first bytes.
+OTHER_FORMATS = {
+    "PNG": b"\x89PNG",
+    "GIF": b"GIF8",
+    "BMP": b"BM",
+    "WebP": b"RIFF",
+}
 
 
 class CropAugmentation(GeometricAugmentation):
     """A crop of the input resized to `(height, width)`: an axis-aligned map.
 
-    Subclasses implement `random_parameters`, `source_axes` (the input rows and
-    columns each output row and column reads, never outside the image) and
-    `source_coordinates`.
+    Subclasses implement `parameters_from_draws(draws, height, width)` for the
+    uniform draws of `draws_for(batch)`, `inference_parameters(batch, height, width)`
+    for `training=False`, and `source_axes` (the input rows and columns that each
+    output row and column reads, inside the image).
+
+    Besides images, a crop layer takes one encoded image (a scalar string tensor,
+    e.g. `tf.io.read_file(path)`, or Python `bytes`) and decodes it itself, with
+    TensorFlow whatever the Keras backend (in `tf.data`, or eagerly). A JPEG is
+    decoded only inside the window that the crop reads, found from the image size
+    in its header; other formats are decoded whole first. The draws, the window
+    and the result are those of the same layer called on the decoded image.
 
     Args:
         height: output height in pixels, an integer >= 1.
@@ -29,7 +51,194 @@ class CropAugmentation(GeometricAugmentation):
     def output_size(self, height, width):
         return self.height, self.width
 
+    def random_parameters(self, batch, height, width):
+        return self.parameters_from_draws(self.draws_for(batch), height, width)
+
+    def draws_for(self, batch):
+        raise NotImplementedError(
+            f"{self.__class__.__name__} must implement draws_for()"
+        )
+
+    def parameters_from_draws(self, draws, height, width):
+        raise NotImplementedError(
+            f"{self.__class__.__name__} must implement parameters_from_draws()"
+        )
+
+    def inference_parameters(self, batch, height, width):
+        raise NotImplementedError(
+            f"{self.__class__.__name__} must implement inference_parameters()"
+        )
+
+    def transform_inference(self, images):
+        shape = self.backend.core.shape(images)
+        transformation = self.inference_parameters(shape[0], shape[1], shape[2])
+        return self.transform_images(images, transformation)
+
+    def __call__(self, inputs, *args, **kwargs):
+        if not args and is_encoded(inputs):
+            return self._call_encoded(inputs, **kwargs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _call_encoded(self, contents, training=True):
+        import tensorflow as tf
+
+        name = self.__class__.__name__
+        if isinstance(contents, keras.KerasTensor):
+            raise ValueError(
+                f"{name} decodes encoded images in a `tf.data` pipeline or eagerly, "
+                "not inside a model: map it over the file contents before `batch()`."
+            )
+        contents = tf.convert_to_tensor(contents, tf.string)
+        if contents.shape.rank not in (0, None):
+            raise ValueError(
+                f"{name} decodes one encoded image at a time (a scalar string): map "
+                "it over the dataset before `batch()`. Received: inputs.shape="
+                f"{tuple(contents.shape)}"
+            )
+        training = True if training is None else training
+        eager = tf.executing_eagerly()
+        with _compat.computing_with([self], "tensorflow"), tf.name_scope(name):
+            try:
+                out = self._crop_encoded(tf.reshape(contents, []), training)
+            except tf.errors.InvalidArgumentError as error:
+                if not eager:
+                    raise
+                raise tf.errors.InvalidArgumentError(
+                    None, None, f"{name} could not decode its input: {error.message}"
+                ) from None
+        out = tf.cast(out, self.compute_dtype)
+        if self.data_format == "channels_first":
+            out = tf.transpose(out, (2, 0, 1))
+        if eager and keras.backend.backend() != "tensorflow":
+            out = keras.ops.convert_to_tensor(out.numpy())
+        return out
+
+    def _crop_encoded(self, contents, training):
+        """The output for one scalar string, computed with TensorFlow."""
+        draws = self.draws_for(1) if training else None
+        pixels, plan = decode_window(
+            contents,
+            lambda height, width: self.window_plan(draws, height, width),
+            self.__class__.__name__,
+        )
+        return self.read_window(pixels, plan)
+
+    def window_plan(self, draws, height, width):
+        """What the crop of an image of `(height, width)` reads: `(window, plan)`.
+
+        `window` is the int32 `(top, left, rows, cols)` of the input holding every
+        pixel the crop reads; `plan` is what `read_window` needs besides the window's
+        pixels (here, the read coordinates and the window). `draws` are those of
+        `draws_for(1)`, or `None` for the inference crop.
+        """
+        if draws is None:
+            transformation = self.inference_parameters(1, height, width)
+        else:
+            transformation = self.parameters_from_draws(draws, height, width)
+        ys, xs = self.source_axes(transformation, height, width)
+        window = _sampling.read_window(self.backend, ys, xs, height, width)
+        return window, (window, ys, xs)
+
+    def read_window(self, pixels, plan):
+        """The `(height, width, channels)` crop from the window's `pixels`."""
+        backend = self.backend
+        window, ys, xs = plan
+        window = backend.cast(window, "float32")
+        out = _sampling.sample_separable(
+            backend,
+            backend.cast(pixels[None], "float32"),
+            ys - window[0],
+            xs - window[1],
+            self.interpolation,
+            self.fill_mode,
+            self.fill_value,
+        )
+        return out[0]
+
     def get_config(self):
         config = super().get_config()
         config.update({"height": self.height, "width": self.width})
         return config
+
+
+def is_encoded(inputs):
+    """Whether `inputs` is encoded image data: `bytes` or a string tensor."""
+    if isinstance(inputs, bytes):
+        return True
+    if isinstance(inputs, keras.KerasTensor):
+        return inputs.dtype == "string"
+    if "tensorflow" not in sys.modules:
+        return False
+    import tensorflow as tf
+
+    return isinstance(inputs, tf.Tensor) and inputs.dtype == tf.string
+
+
+def decode_window(contents, window_plan, layer_name):
+    """Decodes the window of an encoded image that a crop reads.
+
+    Args:
+        contents: a scalar string tensor, a JPEG, PNG, GIF, BMP or WebP file.
+        window_plan: `window_plan(height, width)` returns `(window, plan)` for an
+            image of that size: the int32 `(top, left, rows, cols)` window and any
+            nest of tensors the caller needs with it.
+        layer_name: named in the error raised for data that is no image.
+
+    Returns:
+        `(pixels, plan)`: the window's uint8 RGB pixels `(rows, cols, 3)` and the
+        plan. A JPEG's size comes from its header and only the window is decoded
+        (`tf.io.decode_and_crop_jpeg`); the other formats are decoded whole
+        (`tf.io.decode_image`, first frame of an animation) and the window sliced.
+        Grayscale images come out as RGB.
+    """
+    import tensorflow as tf
+
+    def jpeg():
+        size = tf.io.extract_jpeg_shape(contents)
+        window, plan = window_plan(size[0], size[1])
+        return decode_jpeg_window(contents, window, size[1]), plan
+
+    def other():
+        header = tf.strings.substr(contents, 0, 4)
+        known = [
+            tf.strings.substr(header, 0, len(m)) == m for m in OTHER_FORMATS.values()
+        ]
+        check = tf.debugging.Assert(
+            tf.reduce_any(tf.stack(known)),
+            [
+                f"{layer_name} expects encoded image data (JPEG, "
+                f"{', '.join(OTHER_FORMATS)}), e.g. the contents of an image file "
+                "from tf.io.read_file(path), not its path. Received data starting "
+                "with:",
+                header,
+            ],
+        )
+        with tf.control_dependencies([check]):
+            image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        shape = tf.shape(image)
+        window, plan = window_plan(shape[0], shape[1])
+        top, left, rows, cols = tf.unstack(window)
+        return tf.slice(image, [top, left, 0], [rows, cols, 3]), plan
+
+    return tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+
+
+def decode_jpeg_window(contents, window, image_width):
+    """`tf.io.decode_and_crop_jpeg` of `window`, equal to a full decode's slice.
+
+    libjpeg decodes a window's outermost columns without their outer neighbours:
+    with horizontally subsampled colour (4:2:0, 4:2:2, the usual JPEG) the chroma
+    upsampling of the window's first and last column then differs from a full
+    decode (by up to ~30 levels, measured). A window one column wider on each side
+    (where the image has one) puts those columns outside the crop, and its slice
+    equals the full decode's exactly, for every subsampling, progressive or not.
+    """
+    import tensorflow as tf
+
+    top, left, rows, cols = tf.unstack(window)
+    first = tf.maximum(left - 1, 0)
+    wider = tf.minimum(left + cols + 1, image_width) - first
+    pixels = tf.io.decode_and_crop_jpeg(
+        contents, tf.stack([top, first, rows, wider]), channels=3
+    )
+    return tf.slice(pixels, tf.stack([0, left - first, 0]), tf.stack([rows, cols, 3]))

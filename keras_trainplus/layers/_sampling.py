@@ -250,3 +250,30 @@ def crop_axes(backend, boxes, out_height, out_width):
     ys = backend.numpy.arange(out_height, dtype="float32")[None, :]
     xs = backend.numpy.arange(out_width, dtype="float32")[None, :]
     return crop_coordinates(backend, ys, xs, boxes, out_height, out_width)
+
+
+def read_window(backend, ys, xs, height, width):
+    """The part of an image that a read at axes `ys`, `xs` touches, as an int32 box.
+
+    For one image: `ys` of shape `(1, out_height)` and `xs` of shape `(1, out_width)`
+    are the input rows and columns that `sample_separable` reads (fill mode
+    `"nearest"`). Bilinear and nearest reads of coordinate `c` touch pixels
+    `floor(c)` and `floor(c) + 1`, clamped into the image, so the window runs from
+    the clamped `floor(min)` to the clamped `floor(max) + 1`. Reading the window
+    alone at `ys - top`, `xs - left` gives exactly the read of the whole image:
+    clamping to the window's edges is clamping to the image's, for these indices.
+
+    Returns:
+        `(top, left, rows, cols)`, int32.
+    """
+    np_ = backend.numpy
+
+    def span(coords, size):
+        last = backend.cast(size, "float32") - 1.0
+        first = np_.clip(np_.floor(np_.min(coords)), 0.0, last)
+        end = np_.clip(np_.floor(np_.max(coords)) + 1.0, 0.0, last)
+        return first, end - first + 1.0
+
+    top, rows = span(ys, height)
+    left, cols = span(xs, width)
+    return backend.cast(np_.stack([top, left, rows, cols]), "int32")

@@ -9,6 +9,7 @@ from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._crop import CropAugmentation
+from keras_trainplus.layers._crop import decode_window
 
 ATTEMPTS = 10
 # Per sample: ATTEMPTS areas, ATTEMPTS log-ratios, top, left, flip.
@@ -95,10 +96,7 @@ class RandomResizedCrop(CropAugmentation):
             "horizontal_flip", horizontal_flip
         )
 
-    def random_parameters(self, batch, height, width):
-        return self.parameters_from_draws(self._draws(batch), height, width)
-
-    def _draws(self, batch):
+    def draws_for(self, batch):
         """Every draw of each sample at once, float32 whatever `floatx` is: 10
         (area, log-ratio) candidates, the position and the flip (drawn whether or
         not it is used, so that the crops of `horizontal_flip=True` are those of
@@ -186,10 +184,7 @@ class RandomResizedCrop(CropAugmentation):
         `parameters_from_draws` compiled with XLA (one kernel instead of dozens of
         small ops, which a `tf.data` map would run one by one); the box is cut out
         of the input in its own dtype (e.g. `uint8`, so the whole image is never
-        cast) and resized alone by TensorFlow's fused `tf.image.resize` kernel
-        (half-pixel centres, no antialiasing, reads clamped into the crop): the
-        result of the separable gather that compiled models and the other backends
-        use, in one kernel.
+        cast) and resized alone by `_resize_crop`.
         """
         import tensorflow as tf
 
@@ -197,9 +192,38 @@ class RandomResizedCrop(CropAugmentation):
         if self.data_format == "channels_first":
             image = tf.transpose(image, (1, 2, 0))
         shape = tf.shape(image)
-        box, flip = self._compiled_parameters()(self._draws(1), shape[0], shape[1])
+        box, flip = self._compiled_parameters()(self.draws_for(1), shape[0], shape[1])
         top, left, rows, cols = tf.unstack(box)
         crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
+        out = tf.cast(self._resize_crop(crop, flip), self.compute_dtype)
+        if self.data_format == "channels_first":
+            out = tf.transpose(out, (2, 0, 1))
+        return out
+
+    def _crop_encoded(self, contents, training):
+        # Training: the single-image path with the box from the JPEG header and
+        # only the box decoded. Inference reads a fractional centred box: the
+        # generic window read.
+        if not training:
+            return super()._crop_encoded(contents, training)
+        draws = self.draws_for(1)
+        crop, flip = decode_window(
+            contents,
+            lambda height, width: self._compiled_parameters()(draws, height, width),
+            self.__class__.__name__,
+        )
+        return self._resize_crop(crop, flip)
+
+    def _resize_crop(self, crop, flip):
+        """A cut-out crop `(rows, cols, C)` resized to the output, flipped if `flip`.
+
+        TensorFlow's fused `tf.image.resize` kernel (half-pixel centres, no
+        antialiasing, reads clamped into the crop) gives the result of the
+        separable gather that batches, compiled models and the other backends use,
+        in one kernel. Returns float32.
+        """
+        import tensorflow as tf
+
         # The fused kernel reads float32 faster than uint8; both give the same values.
         crop = tf.cast(crop, "float32")
         method = "bilinear" if self.interpolation == "bilinear" else "nearest"
@@ -207,9 +231,6 @@ class RandomResizedCrop(CropAugmentation):
         if self.horizontal_flip:
             # One kernel with a per-call axis mask (a `tf.cond` would call a function).
             out = tf.raw_ops.Reverse(tensor=out, dims=tf.stack([False, flip, False]))
-        out = tf.cast(out, self.compute_dtype)
-        if self.data_format == "channels_first":
-            out = tf.transpose(out, (2, 0, 1))
         return out
 
     def _compiled_parameters(self):
@@ -240,18 +261,17 @@ class RandomResizedCrop(CropAugmentation):
             _COMPILED_PARAMETERS[self] = compiled
         return compiled
 
-    def transform_inference(self, images):
-        backend = self.backend
-        shape = backend.core.shape(images)
-        height = backend.cast(shape[1], "float32")
-        width = backend.cast(shape[2], "float32")
-        crop_h = backend.numpy.minimum(height, width * (self.height / self.width))
-        crop_w = backend.numpy.minimum(width, height * (self.width / self.height))
-        box = backend.numpy.stack(
+    def inference_parameters(self, batch, height, width):
+        """The largest centred box with the output's aspect ratio."""
+        np_ = self.backend.numpy
+        height = self.backend.cast(height, "float32")
+        width = self.backend.cast(width, "float32")
+        crop_h = np_.minimum(height, width * (self.height / self.width))
+        crop_w = np_.minimum(width, height * (self.width / self.height))
+        box = np_.stack(
             [(height - crop_h) / 2.0, (width - crop_w) / 2.0, crop_h, crop_w]
         )
-        boxes = backend.numpy.broadcast_to(box[None, :], (shape[0], 4))
-        return self.transform_images(images, {"crop_boxes": boxes})
+        return {"crop_boxes": np_.broadcast_to(box[None, :], (batch, 4))}
 
     def get_config(self):
         config = super().get_config()

@@ -65,10 +65,13 @@ class RandomScaleCrop(CropAugmentation):
             )
         self.short_side_range = (int(low), int(high))
 
-    def random_parameters(self, batch, height, width):
+    def draws_for(self, batch):
+        """Per sample: the short side, the top and the left offset."""
+        return self.backend.random.uniform((batch, 3), seed=self._seed())
+
+    def parameters_from_draws(self, draws, height, width):
         np_ = self.backend.numpy
         low, high = self.short_side_range
-        draws = self.backend.random.uniform((batch, 3), seed=self._seed())
         short_side = np_.minimum(np_.floor(low + draws[:, 0] * (high - low + 1)), high)
         scaled_h, scaled_w = self._scaled_size(short_side, height, width)
         top = np_.floor(draws[:, 1] * (scaled_h - self.height + 1.0))
@@ -111,11 +114,11 @@ class RandomScaleCrop(CropAugmentation):
         boxes = self.input_boxes(transformation, height, width)
         return _sampling.crop_axes(self.backend, boxes, self.height, self.width)
 
-    def transform_inference(self, images):
+    def inference_parameters(self, batch, height, width):
+        """The centre crop of the image scaled to the smallest short side."""
         np_ = self.backend.numpy
-        shape = self.backend.core.shape(images)
-        short_side = np_.full((shape[0],), self.short_side_range[0], "float32")
-        scaled_h, scaled_w = self._scaled_size(short_side, shape[1], shape[2])
+        short_side = np_.full((batch,), self.short_side_range[0], "float32")
+        scaled_h, scaled_w = self._scaled_size(short_side, height, width)
         offsets = np_.stack(
             [
                 np_.floor((scaled_h - self.height) / 2.0),
@@ -123,8 +126,7 @@ class RandomScaleCrop(CropAugmentation):
             ],
             axis=-1,
         )
-        transformation = {"short_side": short_side, "offsets": offsets}
-        return self.transform_images(images, transformation)
+        return {"short_side": short_side, "offsets": offsets}
 
     def get_config(self):
         config = super().get_config()
