@@ -12,6 +12,7 @@ import skimage.transform
 import tensorflow as tf
 from PIL import Image
 
+from keras_trainplus import _compat
 from keras_trainplus.layers import RandomResizedCrop
 from keras_trainplus.layers import RandomScaleCrop
 from keras_trainplus.layers import _crop
@@ -58,6 +59,7 @@ def test_window_decoding_equals_the_slice_of_a_full_decode():
     # changes the colour upsampling there in 4:2:0 and 4:2:2 JPEGs; the layers decode
     # one more column on each side and drop it: exactly the full decode's pixels.
     rng = np.random.default_rng(0)
+    layer = RandomResizedCrop(8, 8)
     for name, contents in FILES.items():
         if not name.startswith("JPEG"):
             continue
@@ -68,7 +70,10 @@ def test_window_decoding_equals_the_slice_of_a_full_decode():
             top = rng.integers(0, height - rows + 1)
             left = rng.integers(0, width - cols + 1)
             window = tf.constant([top, left, rows, cols], "int32")
-            pixels = _crop.decode_jpeg_window(contents, window, width).numpy()
+            with _compat.computing_with([layer], "tensorflow"):
+                decode, begin, size = _crop.widened_window(layer.backend, window, width)
+            pixels = tf.io.decode_and_crop_jpeg(contents, decode, channels=3)
+            pixels = tf.slice(pixels, begin, size).numpy()
             np.testing.assert_array_equal(
                 pixels, full[top : top + rows, left : left + cols], err_msg=name
             )
@@ -222,3 +227,13 @@ def test_the_compiled_box_function_goes_with_its_layer():
     del layer
     gc.collect()
     assert len(random_resized_crop._COMPILED_PARAMETERS) == count - 1
+
+
+@pytest.mark.smoke
+@LAYERS
+def test_uint8_dtype_from_bytes(make):
+    contents = [FILES["JPEG 4:2:0"], FILES["PNG"]]
+    floats = crops_in_tf_data(make, contents, True)
+    out = crops_in_tf_data(lambda: make(dtype="uint8"), contents, True)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, np.clip(np.round(floats), 0, 255))

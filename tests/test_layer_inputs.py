@@ -138,3 +138,23 @@ def test_empty_images_are_refused_inside_tf_data(name):
         match=rf"{name} needs images of height and width >= 1",
     ):
         next(iterator)
+
+
+@pytest.mark.smoke
+@ALL
+def test_uint8_dtype_rounds_the_float_outputs(name):
+    # `dtype="uint8"`: computed in float32, rounded to the nearest and clipped
+    # (4x less memory per batch than float32 in an input pipeline).
+    images = np.concatenate([IMAGES, IMAGES[:, ::-1] // 2]).astype("float32")
+
+    def make(**kwargs):
+        layer = FACTORIES[name]()
+        config = layer.get_config()
+        config.update(kwargs)
+        return type(layer).from_config(config)
+
+    for x in (images, images[0]):
+        floats = contract.to_numpy(make()(x))
+        out = contract.to_numpy(make(dtype="uint8")(x))
+        assert out.dtype == np.uint8
+        np.testing.assert_array_equal(out, np.clip(np.round(floats), 0, 255))

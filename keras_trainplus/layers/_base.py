@@ -1,6 +1,7 @@
 """Shared machinery of the image augmentation layers."""
 
 import keras
+import numpy as np
 
 from keras_trainplus import _compat
 from keras_trainplus import _validation
@@ -12,7 +13,10 @@ class BaseAugmentation(_compat.data_layer_class()):
     It handles what every image layer must accept: batched `(B, H, W, C)` or
     unbatched `(H, W, C)` input, `uint8` or floating images, `channels_last` or
     `channels_first` (`data_format`), and the `training` flag; and it runs inside
-    `tf.data` under every backend and inside compiled models.
+    `tf.data` under every backend and inside compiled models. Outputs are in the
+    layer's compute dtype (`dtype`, floatx by default); with an integer `dtype`
+    such as `"uint8"` the layer computes in float32 and rounds its outputs to the
+    nearest integer, clipped to the dtype's range.
 
     Subclasses implement, on a `channels_last` batch in the layer's compute dtype:
     - `get_random_transformation(images)`: every random draw of the layer, in one
@@ -56,7 +60,7 @@ class BaseAugmentation(_compat.data_layer_class()):
                 f"inputs.shape={tuple(images.shape)}"
             )
         images = self.check_image_size(images)
-        images = self.backend.cast(images, self.compute_dtype)
+        images = self.backend.cast(images, self.working_dtype)
         unbatched = rank == 3
         if unbatched:
             images = self.backend.numpy.expand_dims(images, 0)
@@ -65,6 +69,7 @@ class BaseAugmentation(_compat.data_layer_class()):
         return images, unbatched
 
     def _from_internal(self, images, unbatched):
+        images = self.to_output_dtype(images)
         if self.data_format == "channels_first":
             images = self.backend.numpy.transpose(images, (0, 3, 1, 2))
         if unbatched:
@@ -79,6 +84,23 @@ class BaseAugmentation(_compat.data_layer_class()):
         else:
             images = self.transform_inference(images)
         return self._from_internal(images, unbatched)
+
+    @property
+    def working_dtype(self):
+        """The floating dtype the layer computes in: its compute dtype, or float32
+        when that is an integer dtype (an output dtype such as `"uint8"`)."""
+        dtype = self.compute_dtype
+        return dtype if keras.backend.is_float_dtype(dtype) else "float32"
+
+    def to_output_dtype(self, images):
+        """Casts computed `images` to the compute dtype; an integer dtype (e.g.
+        `dtype="uint8"`) gets them rounded to the nearest and clipped to its range."""
+        dtype = self.compute_dtype
+        if not keras.backend.is_float_dtype(dtype):
+            info = np.iinfo(dtype)
+            images = self.backend.numpy.round(images)
+            images = self.backend.numpy.clip(images, info.min, info.max)
+        return self.backend.cast(images, dtype)
 
     def check_image_size(self, images):
         """Returns `images`, checked to be non-empty when the layer reads pixels."""

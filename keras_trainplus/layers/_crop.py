@@ -98,15 +98,17 @@ class CropAugmentation(GeometricAugmentation):
         training = True if training is None else training
         eager = tf.executing_eagerly()
         with _compat.computing_with([self], "tensorflow"), tf.name_scope(name):
+            if contents.shape.rank is None:
+                contents = tf.reshape(contents, [])
             try:
-                out = self._crop_encoded(tf.reshape(contents, []), training)
+                out = self._crop_encoded(contents, training)
             except tf.errors.InvalidArgumentError as error:
                 if not eager:
                     raise
                 raise tf.errors.InvalidArgumentError(
                     None, None, f"{name} could not decode its input: {error.message}"
                 ) from None
-        out = tf.cast(out, self.compute_dtype)
+            out = self.to_output_dtype(out)
         if self.data_format == "channels_first":
             out = tf.transpose(out, (2, 0, 1))
         if eager and keras.backend.backend() != "tensorflow":
@@ -124,12 +126,13 @@ class CropAugmentation(GeometricAugmentation):
         return self.read_window(pixels, plan)
 
     def window_plan(self, draws, height, width):
-        """What the crop of an image of `(height, width)` reads: `(window, plan)`.
+        """What the crop of an image of `(height, width)` reads: `(slices, plan)`.
 
-        `window` is the int32 `(top, left, rows, cols)` of the input holding every
-        pixel the crop reads; `plan` is what `read_window` needs besides the window's
-        pixels (here, the read coordinates and the window). `draws` are those of
-        `draws_for(1)`, or `None` for the inference crop.
+        `slices` are `widened_window`'s, for the int32 `(top, left, rows, cols)`
+        window of the input that holds every pixel the crop reads; `plan` is what
+        `read_window` needs besides the window's pixels (here, the read coordinates
+        and the window). `draws` are those of `draws_for(1)`, or `None` for the
+        inference crop.
         """
         if draws is None:
             transformation = self.inference_parameters(1, height, width)
@@ -137,7 +140,7 @@ class CropAugmentation(GeometricAugmentation):
             transformation = self.parameters_from_draws(draws, height, width)
         ys, xs = self.source_axes(transformation, height, width)
         window = _sampling.read_window(self.backend, ys, xs, height, width)
-        return window, (window, ys, xs)
+        return widened_window(self.backend, window, width), (window, ys, xs)
 
     def read_window(self, pixels, plan):
         """The `(height, width, channels)` crop from the window's `pixels`."""
@@ -174,29 +177,54 @@ def is_encoded(inputs):
     return isinstance(inputs, tf.Tensor) and inputs.dtype == tf.string
 
 
+def widened_window(backend, window, image_width):
+    """How to decode a `(top, left, rows, cols)` window of a JPEG exactly.
+
+    libjpeg decodes a window's outermost columns without their outer neighbours:
+    with horizontally subsampled colour (4:2:0, 4:2:2, the usual JPEG) the chroma
+    upsampling of the window's first and last column then differs from a full
+    decode (by up to ~30 levels, measured). A window one column wider on each side
+    (where the image has one) puts those columns outside the crop, and its slice
+    equals the full decode's exactly, for every subsampling, progressive or not.
+
+    Returns:
+        int32 `(decode, begin, size)`: the window to decode, then the `tf.slice`
+        begin and size (3 channels) that cut the requested window out of it.
+    """
+    np_ = backend.numpy
+    window = backend.cast(window, "int32")
+    top, left, rows, cols = window[0], window[1], window[2], window[3]
+    first = np_.maximum(left - 1, 0)
+    wider = np_.minimum(left + cols + 1, backend.cast(image_width, "int32")) - first
+    zero, three = np_.zeros((), "int32"), np_.full((), 3, "int32")
+    decode = np_.stack([top, first, rows, wider])
+    return decode, np_.stack([zero, left - first, zero]), np_.stack([rows, cols, three])
+
+
 def decode_window(contents, window_plan, layer_name):
     """Decodes the window of an encoded image that a crop reads.
 
     Args:
         contents: a scalar string tensor, a JPEG, PNG, GIF, BMP or WebP file.
-        window_plan: `window_plan(height, width)` returns `(window, plan)` for an
-            image of that size: the int32 `(top, left, rows, cols)` window and any
+        window_plan: `window_plan(height, width)` returns `(slices, plan)` for an
+            image of that size: `widened_window`'s slices of the window, and any
             nest of tensors the caller needs with it.
         layer_name: named in the error raised for data that is no image.
 
     Returns:
         `(pixels, plan)`: the window's uint8 RGB pixels `(rows, cols, 3)` and the
-        plan. A JPEG's size comes from its header and only the window is decoded
-        (`tf.io.decode_and_crop_jpeg`); the other formats are decoded whole
-        (`tf.io.decode_image`, first frame of an animation) and the window sliced.
-        Grayscale images come out as RGB.
+        plan. A JPEG's size comes from its header and only the (widened) window is
+        decoded (`tf.io.decode_and_crop_jpeg`); the other formats are decoded whole
+        (`tf.io.decode_image`, first frame of an animation). Grayscale images come
+        out as RGB.
     """
     import tensorflow as tf
 
     def jpeg():
         size = tf.io.extract_jpeg_shape(contents)
-        window, plan = window_plan(size[0], size[1])
-        return decode_jpeg_window(contents, window, size[1]), plan
+        (decode, begin, cut), plan = window_plan(size[0], size[1])
+        pixels = tf.io.decode_and_crop_jpeg(contents, decode, channels=3)
+        return tf.slice(pixels, begin, cut), plan
 
     def other():
         header = tf.strings.substr(contents, 0, 4)
@@ -216,29 +244,9 @@ def decode_window(contents, window_plan, layer_name):
         with tf.control_dependencies([check]):
             image = tf.io.decode_image(contents, channels=3, expand_animations=False)
         shape = tf.shape(image)
-        window, plan = window_plan(shape[0], shape[1])
-        top, left, rows, cols = tf.unstack(window)
-        return tf.slice(image, [top, left, 0], [rows, cols, 3]), plan
+        (decode, begin, cut), plan = window_plan(shape[0], shape[1])
+        top, first, rows, wider = tf.unstack(decode)
+        pixels = tf.slice(image, [top, first, 0], [rows, wider, 3])
+        return tf.slice(pixels, begin, cut), plan
 
     return tf.cond(tf.io.is_jpeg(contents), jpeg, other)
-
-
-def decode_jpeg_window(contents, window, image_width):
-    """`tf.io.decode_and_crop_jpeg` of `window`, equal to a full decode's slice.
-
-    libjpeg decodes a window's outermost columns without their outer neighbours:
-    with horizontally subsampled colour (4:2:0, 4:2:2, the usual JPEG) the chroma
-    upsampling of the window's first and last column then differs from a full
-    decode (by up to ~30 levels, measured). A window one column wider on each side
-    (where the image has one) puts those columns outside the crop, and its slice
-    equals the full decode's exactly, for every subsampling, progressive or not.
-    """
-    import tensorflow as tf
-
-    top, left, rows, cols = tf.unstack(window)
-    first = tf.maximum(left - 1, 0)
-    wider = tf.minimum(left + cols + 1, image_width) - first
-    pixels = tf.io.decode_and_crop_jpeg(
-        contents, tf.stack([top, first, rows, wider]), channels=3
-    )
-    return tf.slice(pixels, tf.stack([0, left - first, 0]), tf.stack([rows, cols, 3]))

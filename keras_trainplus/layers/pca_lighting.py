@@ -158,12 +158,12 @@ class PCALighting(ImageAugmentation):
     def get_random_transformation(self, images):
         batch = self.backend.core.shape(images)[0]
         alpha = self.backend.random.normal(
-            (batch, 3), stddev=self.std, dtype=self.compute_dtype, seed=self._seed()
+            (batch, 3), stddev=self.std, dtype=self.working_dtype, seed=self._seed()
         )
         return {"alpha": alpha}
 
     def transform_images(self, images, transformation):
-        dtype = self.compute_dtype
+        dtype = self.working_dtype
         low, high = self.value_range
         eigenvalues = self.backend.convert_to_tensor(self.eigenvalues, dtype=dtype)
         eigenvectors = self.backend.convert_to_tensor(self.eigenvectors, dtype=dtype)

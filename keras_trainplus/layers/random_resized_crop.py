@@ -10,6 +10,7 @@ from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._crop import CropAugmentation
 from keras_trainplus.layers._crop import decode_window
+from keras_trainplus.layers._crop import widened_window
 
 ATTEMPTS = 10
 # Per sample: ATTEMPTS areas, ATTEMPTS log-ratios, top, left, flip.
@@ -180,11 +181,11 @@ class RandomResizedCrop(CropAugmentation):
     def _crop_single_image(self, image):
         """One image (a `tf.data` map before batching) in TensorFlow, without XLA.
 
-        The same draws as `random_parameters(1, ...)`, turned into the box by
-        `parameters_from_draws` compiled with XLA (one kernel instead of dozens of
-        small ops, which a `tf.data` map would run one by one); the box is cut out
-        of the input in its own dtype (e.g. `uint8`, so the whole image is never
-        cast) and resized alone by `_resize_crop`.
+        The same draws as `random_parameters(1, ...)`, turned into the crop by
+        `_compiled_parameters` (one XLA kernel instead of dozens of small ops,
+        which a `tf.data` map would run one by one); the box is cut out of the
+        input in its own dtype (e.g. `uint8`, so the whole image is never cast)
+        and resized alone by `_resize_crop`.
         """
         import tensorflow as tf
 
@@ -192,10 +193,9 @@ class RandomResizedCrop(CropAugmentation):
         if self.data_format == "channels_first":
             image = tf.transpose(image, (1, 2, 0))
         shape = tf.shape(image)
-        box, flip = self._compiled_parameters()(self.draws_for(1), shape[0], shape[1])
-        top, left, rows, cols = tf.unstack(box)
-        crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
-        out = tf.cast(self._resize_crop(crop, flip), self.compute_dtype)
+        _, _, crop = self._compiled_parameters()(self.draws_for(1), shape[0], shape[1])
+        pixels = tf.slice(image, crop["begin"], crop["size"])
+        out = self.to_output_dtype(self._resize_crop(pixels, crop["reverse"]))
         if self.data_format == "channels_first":
             out = tf.transpose(out, (2, 0, 1))
         return out
@@ -207,15 +207,17 @@ class RandomResizedCrop(CropAugmentation):
         if not training:
             return super()._crop_encoded(contents, training)
         draws = self.draws_for(1)
-        crop, flip = decode_window(
-            contents,
-            lambda height, width: self._compiled_parameters()(draws, height, width),
-            self.__class__.__name__,
-        )
-        return self._resize_crop(crop, flip)
 
-    def _resize_crop(self, crop, flip):
-        """A cut-out crop `(rows, cols, C)` resized to the output, flipped if `flip`.
+        def window_plan(height, width):
+            _, _, crop = self._compiled_parameters()(draws, height, width)
+            return crop["jpeg"], crop["reverse"]
+
+        pixels, reverse = decode_window(contents, window_plan, self.__class__.__name__)
+        return self._resize_crop(pixels, reverse)
+
+    def _resize_crop(self, pixels, reverse):
+        """A cut-out crop `(rows, cols, C)` resized to the output, then reversed
+        along the axes where `reverse` (a `(3,)` bool mask) is true.
 
         TensorFlow's fused `tf.image.resize` kernel (half-pixel centres, no
         antialiasing, reads clamped into the crop) gives the result of the
@@ -225,16 +227,22 @@ class RandomResizedCrop(CropAugmentation):
         import tensorflow as tf
 
         # The fused kernel reads float32 faster than uint8; both give the same values.
-        crop = tf.cast(crop, "float32")
+        pixels = tf.cast(pixels, "float32")
         method = "bilinear" if self.interpolation == "bilinear" else "nearest"
-        out = tf.image.resize(crop, (self.height, self.width), method=method)
+        out = tf.image.resize(pixels, (self.height, self.width), method=method)
         if self.horizontal_flip:
             # One kernel with a per-call axis mask (a `tf.cond` would call a function).
-            out = tf.raw_ops.Reverse(tensor=out, dims=tf.stack([False, flip, False]))
+            out = tf.raw_ops.Reverse(tensor=out, dims=reverse)
         return out
 
     def _compiled_parameters(self):
-        """`parameters_from_draws` of one image as an XLA-compiled `tf.function`."""
+        """`parameters_from_draws` of one image as an XLA-compiled `tf.function`.
+
+        Returns `(box, flip, crop)`: the int32 box and the flip of the draws, and
+        what cuts the crop out in one op each (the per-element cost of a `tf.data`
+        map grows with its op count): the `tf.slice` begin and size for a decoded
+        image, `widened_window`'s slices for a JPEG, and the `Reverse` axis mask.
+        """
         compiled = _COMPILED_PARAMETERS.get(self)
         if compiled is None:
             import tensorflow as tf
@@ -245,8 +253,14 @@ class RandomResizedCrop(CropAugmentation):
                 transformation = layer().parameters_from_draws(draws, height, width)
                 box = tf.cast(transformation["crop_boxes"][0], "int32")
                 flips = transformation.get("flips")
-                flip = False if flips is None else flips[0]
-                return box, tf.convert_to_tensor(flip)
+                flip = tf.convert_to_tensor(False if flips is None else flips[0])
+                crop = {
+                    "begin": tf.stack([box[0], box[1], 0]),
+                    "size": tf.stack([box[2], box[3], -1]),
+                    "jpeg": widened_window(layer().backend, box, width),
+                    "reverse": tf.stack([False, flip, False]),
+                }
+                return box, flip, crop
 
             compiled = tf.function(
                 parameters,
