@@ -175,27 +175,40 @@ class ImageAugmentation(BaseAugmentation):
         return super().__call__(inputs, **kwargs)
 
     def check_image_size(self, images):
-        if not self.NEEDS_PIXELS:
+        check = self.empty_image_check(images)
+        if check is None:
             return images
-        shape = tuple(images.shape)
-        rows = len(shape) - (3 if self.data_format == "channels_last" else 2)
-        size = shape[rows : rows + 2]
+        import tensorflow as tf
+
+        with tf.control_dependencies([check]):
+            return tf.identity(images)
+
+    def empty_image_check(self, images, shape=None):
+        """Refuses images of height or width 0 (layers that read pixels).
+
+        Raises when the sizes are known; returns the in-graph check to run when
+        they are known only when a TensorFlow graph runs (a `tf.data` map), and
+        `None` otherwise (XLA cannot compile a check, and compiled models have
+        static sizes). `shape` is the run-time `tf.shape(images)`, if computed.
+        """
+        if not self.NEEDS_PIXELS:
+            return None
+        static = tuple(images.shape)
+        rows = len(static) - (3 if self.data_format == "channels_last" else 2)
+        size = static[rows : rows + 2]
         message = (
             f"{self.__class__.__name__} needs images of height and width >= 1. "
             f"Received: inputs.shape="
         )
         if 0 in size:
-            raise ValueError(message + str(shape))
-        if None in size and self.backend.name == "tensorflow":
-            # Sizes known only when the graph runs (a `tf.data` map): checked there.
-            # XLA cannot compile a check, and compiled models have static sizes.
-            if not _compat.in_tensorflow_xla_context():
-                import tensorflow as tf
+            raise ValueError(message + str(static))
+        if None not in size or self.backend.name != "tensorflow":
+            return None
+        if _compat.in_tensorflow_xla_context():
+            return None
+        import tensorflow as tf
 
-                spatial = tf.shape(images)[rows : rows + 2]
-                check = tf.debugging.Assert(
-                    tf.reduce_all(spatial > 0), [message, tf.shape(images)]
-                )
-                with tf.control_dependencies([check]):
-                    images = tf.identity(images)
-        return images
+        shape = tf.shape(images) if shape is None else shape
+        return tf.debugging.Assert(
+            tf.reduce_all(shape[rows : rows + 2] > 0), [message, shape]
+        )

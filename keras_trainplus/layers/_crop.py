@@ -77,7 +77,45 @@ class CropAugmentation(GeometricAugmentation):
     def __call__(self, inputs, *args, **kwargs):
         if not args and is_encoded(inputs):
             return self._call_encoded(inputs, **kwargs)
+        if not args and is_graph_image(inputs):
+            # One image in a TensorFlow graph: a `tf.data` map before `batch()`,
+            # under any Keras backend. Keras's data layers would first cast the
+            # whole image to the compute dtype; the per-image path reads only the
+            # crop's window, in the image's own dtype.
+            with _compat.computing_with([self], "tensorflow"):
+                return self._crop_single(inputs, kwargs.get("training", True))
         return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs, training=True):
+        if (
+            self.backend.name == "tensorflow"
+            and len(inputs.shape) == 3
+            and not _compat.in_tensorflow_xla_context()
+        ):
+            return self._crop_single(inputs, training)
+        return super().call(inputs, training=training)
+
+    def _crop_single(self, image, training):
+        """One decoded image `(H, W, C)`, computed with TensorFlow outside XLA."""
+        import tensorflow as tf
+
+        image = tf.convert_to_tensor(image)
+        shape = tf.shape(image)
+        # Checked before the window is cut (an empty image has none), with the
+        # shape already computed: the fewest ops per image.
+        check = self.empty_image_check(image, shape)
+        rows = 0
+        if self.data_format == "channels_first":
+            image, rows = tf.transpose(image, (1, 2, 0)), 1
+        training = True if training is None else training
+        draws = self.draws_for(1) if training else None
+        cut, plan = self.crop_plan(draws, shape[rows], shape[rows + 1])
+        with tf.control_dependencies([] if check is None else [check]):
+            pixels = tf.slice(image, cut["begin"], cut["size"])
+        out = self.to_output_dtype(self.read_window(pixels, plan, training))
+        if self.data_format == "channels_first":
+            out = tf.transpose(out, (2, 0, 1))
+        return out
 
     def _call_encoded(self, contents, training=True):
         import tensorflow as tf
@@ -100,8 +138,14 @@ class CropAugmentation(GeometricAugmentation):
         with _compat.computing_with([self], "tensorflow"), tf.name_scope(name):
             if contents.shape.rank is None:
                 contents = tf.reshape(contents, [])
+            draws = self.draws_for(1) if training else None
             try:
-                out = self._crop_encoded(contents, training)
+                pixels, plan = decode_window(
+                    contents,
+                    lambda height, width: self.crop_plan(draws, height, width),
+                    name,
+                )
+                out = self.read_window(pixels, plan, training)
             except tf.errors.InvalidArgumentError as error:
                 if not eager:
                     raise
@@ -115,35 +159,36 @@ class CropAugmentation(GeometricAugmentation):
             out = keras.ops.convert_to_tensor(out.numpy())
         return out
 
-    def _crop_encoded(self, contents, training):
-        """The output for one scalar string, computed with TensorFlow."""
-        draws = self.draws_for(1) if training else None
-        pixels, plan = decode_window(
-            contents,
-            lambda height, width: self.window_plan(draws, height, width),
-            self.__class__.__name__,
-        )
-        return self.read_window(pixels, plan)
+    def crop_plan(self, draws, height, width):
+        """What the crop of one image of `(height, width)` reads: `(cut, plan)`.
 
-    def window_plan(self, draws, height, width):
-        """What the crop of an image of `(height, width)` reads: `(slices, plan)`.
-
-        `slices` are `widened_window`'s, for the int32 `(top, left, rows, cols)`
-        window of the input that holds every pixel the crop reads; `plan` is what
-        `read_window` needs besides the window's pixels (here, the read coordinates
-        and the window). `draws` are those of `draws_for(1)`, or `None` for the
-        inference crop.
+        `cut` cuts the window that holds every pixel the crop reads out of the
+        image: int32 `tf.slice` `"begin"` and `"size"` for a decoded image, and
+        `widened_window`'s slices (`"jpeg"`) for a JPEG. `plan` is what
+        `read_window` needs besides the window's pixels (here, the read
+        coordinates and the window). `draws` are those of `draws_for(1)`, or `None`
+        for the inference crop.
         """
+        backend = self.backend
         if draws is None:
             transformation = self.inference_parameters(1, height, width)
         else:
             transformation = self.parameters_from_draws(draws, height, width)
         ys, xs = self.source_axes(transformation, height, width)
-        window = _sampling.read_window(self.backend, ys, xs, height, width)
-        return widened_window(self.backend, window, width), (window, ys, xs)
+        window = _sampling.read_window(backend, ys, xs, height, width)
+        zero, channels = (
+            backend.numpy.zeros((), "int32"),
+            backend.numpy.full((), -1, "int32"),
+        )
+        cut = {
+            "begin": backend.numpy.stack([window[0], window[1], zero]),
+            "size": backend.numpy.stack([window[2], window[3], channels]),
+            "jpeg": widened_window(backend, window, width),
+        }
+        return cut, (window, ys, xs)
 
-    def read_window(self, pixels, plan):
-        """The `(height, width, channels)` crop from the window's `pixels`."""
+    def read_window(self, pixels, plan, training):
+        """The float32 `(height, width, channels)` crop from the window's `pixels`."""
         backend = self.backend
         window, ys, xs = plan
         window = backend.cast(window, "float32")
@@ -162,6 +207,20 @@ class CropAugmentation(GeometricAugmentation):
         config = super().get_config()
         config.update({"height": self.height, "width": self.width})
         return config
+
+
+def is_graph_image(inputs):
+    """Whether `inputs` is one image `(H, W, C)` in a TensorFlow graph (not XLA)."""
+    if "tensorflow" not in sys.modules or isinstance(inputs, keras.KerasTensor):
+        return False
+    import tensorflow as tf
+
+    return (
+        isinstance(inputs, tf.Tensor)
+        and not tf.executing_eagerly()
+        and inputs.shape.rank == 3
+        and not _compat.in_tensorflow_xla_context()
+    )
 
 
 def is_encoded(inputs):
@@ -201,14 +260,13 @@ def widened_window(backend, window, image_width):
     return decode, np_.stack([zero, left - first, zero]), np_.stack([rows, cols, three])
 
 
-def decode_window(contents, window_plan, layer_name):
+def decode_window(contents, crop_plan, layer_name):
     """Decodes the window of an encoded image that a crop reads.
 
     Args:
         contents: a scalar string tensor, a JPEG, PNG, GIF, BMP or WebP file.
-        window_plan: `window_plan(height, width)` returns `(slices, plan)` for an
-            image of that size: `widened_window`'s slices of the window, and any
-            nest of tensors the caller needs with it.
+        crop_plan: `crop_plan(height, width)` returns `(cut, plan)` for an image
+            of that size, as `CropAugmentation.crop_plan`.
         layer_name: named in the error raised for data that is no image.
 
     Returns:
@@ -222,9 +280,10 @@ def decode_window(contents, window_plan, layer_name):
 
     def jpeg():
         size = tf.io.extract_jpeg_shape(contents)
-        (decode, begin, cut), plan = window_plan(size[0], size[1])
+        cut, plan = crop_plan(size[0], size[1])
+        decode, begin, size = cut["jpeg"]
         pixels = tf.io.decode_and_crop_jpeg(contents, decode, channels=3)
-        return tf.slice(pixels, begin, cut), plan
+        return tf.slice(pixels, begin, size), plan
 
     def other():
         header = tf.strings.substr(contents, 0, 4)
@@ -244,9 +303,7 @@ def decode_window(contents, window_plan, layer_name):
         with tf.control_dependencies([check]):
             image = tf.io.decode_image(contents, channels=3, expand_animations=False)
         shape = tf.shape(image)
-        (decode, begin, cut), plan = window_plan(shape[0], shape[1])
-        top, first, rows, wider = tf.unstack(decode)
-        pixels = tf.slice(image, [top, first, 0], [rows, wider, 3])
-        return tf.slice(pixels, begin, cut), plan
+        cut, plan = crop_plan(shape[0], shape[1])
+        return tf.slice(image, cut["begin"], cut["size"]), plan
 
     return tf.cond(tf.io.is_jpeg(contents), jpeg, other)

@@ -5,11 +5,9 @@ import weakref
 
 import keras
 
-from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._crop import CropAugmentation
-from keras_trainplus.layers._crop import decode_window
 from keras_trainplus.layers._crop import widened_window
 
 ATTEMPTS = 10
@@ -168,52 +166,18 @@ class RandomResizedCrop(CropAugmentation):
         ys, xs, _ = self.source_coordinates(ys, xs, transformation, height, width)
         return ys, xs
 
-    def call(self, inputs, training=True):
-        if (
-            training
-            and self.backend.name == "tensorflow"
-            and len(inputs.shape) == 3
-            and not _compat.in_tensorflow_xla_context()
-        ):
-            return self._crop_single_image(inputs)
-        return super().call(inputs, training=training)
+    def crop_plan(self, draws, height, width):
+        # Training: the box and its slices from one XLA-compiled function.
+        if draws is None:
+            return super().crop_plan(draws, height, width)
+        _, _, cut = self._compiled_parameters()(draws, height, width)
+        return cut, cut["reverse"]
 
-    def _crop_single_image(self, image):
-        """One image (a `tf.data` map before batching) in TensorFlow, without XLA.
-
-        The same draws as `random_parameters(1, ...)`, turned into the crop by
-        `_compiled_parameters` (one XLA kernel instead of dozens of small ops,
-        which a `tf.data` map would run one by one); the box is cut out of the
-        input in its own dtype (e.g. `uint8`, so the whole image is never cast)
-        and resized alone by `_resize_crop`.
-        """
-        import tensorflow as tf
-
-        image = self.check_image_size(tf.convert_to_tensor(image))
-        if self.data_format == "channels_first":
-            image = tf.transpose(image, (1, 2, 0))
-        shape = tf.shape(image)
-        _, _, crop = self._compiled_parameters()(self.draws_for(1), shape[0], shape[1])
-        pixels = tf.slice(image, crop["begin"], crop["size"])
-        out = self.to_output_dtype(self._resize_crop(pixels, crop["reverse"]))
-        if self.data_format == "channels_first":
-            out = tf.transpose(out, (2, 0, 1))
-        return out
-
-    def _crop_encoded(self, contents, training):
-        # Training: the single-image path with the box from the JPEG header and
-        # only the box decoded. Inference reads a fractional centred box: the
-        # generic window read.
+    def read_window(self, pixels, plan, training):
+        # Training: the window is the crop box itself, resized by one kernel.
         if not training:
-            return super()._crop_encoded(contents, training)
-        draws = self.draws_for(1)
-
-        def window_plan(height, width):
-            _, _, crop = self._compiled_parameters()(draws, height, width)
-            return crop["jpeg"], crop["reverse"]
-
-        pixels, reverse = decode_window(contents, window_plan, self.__class__.__name__)
-        return self._resize_crop(pixels, reverse)
+            return super().read_window(pixels, plan, training)
+        return self._resize_crop(pixels, plan)
 
     def _resize_crop(self, pixels, reverse):
         """A cut-out crop `(rows, cols, C)` resized to the output, then reversed
