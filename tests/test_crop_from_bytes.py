@@ -221,14 +221,14 @@ def test_batches_of_strings_and_symbolic_strings_are_refused():
         make_scale_crop()(keras.Input((), dtype="string"))
 
 
-def test_the_compiled_box_function_goes_with_its_layer():
+def test_the_compiled_functions_go_with_their_layer():
     layer = make_crop()
     layer(FILES["PNG"])
-    assert layer in random_resized_crop._COMPILED_PARAMETERS
-    count = len(random_resized_crop._COMPILED_PARAMETERS)
+    assert layer in random_resized_crop._COMPILED
+    count = len(random_resized_crop._COMPILED)
     del layer
     gc.collect()
-    assert len(random_resized_crop._COMPILED_PARAMETERS) == count - 1
+    assert len(random_resized_crop._COMPILED) == count - 1
 
 
 @pytest.mark.smoke

@@ -108,8 +108,7 @@ class CropAugmentation(GeometricAugmentation):
         if self.data_format == "channels_first":
             image, rows = tf.transpose(image, (1, 2, 0)), 1
         training = True if training is None else training
-        draws = self.draws_for(1) if training else None
-        cut, plan = self.crop_plan(draws, shape[rows], shape[rows + 1])
+        cut, plan = self.crop_plan(training, shape[rows], shape[rows + 1])
         with tf.control_dependencies([] if check is None else [check]):
             pixels = tf.slice(image, cut["begin"], cut["size"])
         out = self.to_output_dtype(self.read_window(pixels, plan, training))
@@ -138,11 +137,10 @@ class CropAugmentation(GeometricAugmentation):
         with _compat.computing_with([self], "tensorflow"), tf.name_scope(name):
             if contents.shape.rank is None:
                 contents = tf.reshape(contents, [])
-            draws = self.draws_for(1) if training else None
             try:
                 pixels, plan = decode_window(
                     contents,
-                    lambda height, width: self.crop_plan(draws, height, width),
+                    lambda height, width: self.crop_plan(training, height, width),
                     name,
                 )
                 out = self.read_window(pixels, plan, training)
@@ -159,21 +157,21 @@ class CropAugmentation(GeometricAugmentation):
             out = keras.ops.convert_to_tensor(out.numpy())
         return out
 
-    def crop_plan(self, draws, height, width):
+    def crop_plan(self, training, height, width):
         """What the crop of one image of `(height, width)` reads: `(cut, plan)`.
 
         `cut` cuts the window that holds every pixel the crop reads out of the
         image: int32 `tf.slice` `"begin"` and `"size"` for a decoded image, and
         `widened_window`'s slices (`"jpeg"`) for a JPEG. `plan` is what
         `read_window` needs besides the window's pixels (here, the read
-        coordinates and the window). `draws` are those of `draws_for(1)`, or `None`
-        for the inference crop.
+        coordinates and the window). In training the crop is drawn here (by
+        `random_parameters(1, ...)`); else it is the inference crop.
         """
         backend = self.backend
-        if draws is None:
-            transformation = self.inference_parameters(1, height, width)
+        if training:
+            transformation = self.random_parameters(1, height, width)
         else:
-            transformation = self.parameters_from_draws(draws, height, width)
+            transformation = self.inference_parameters(1, height, width)
         ys, xs = self.source_axes(transformation, height, width)
         window = _sampling.read_window(backend, ys, xs, height, width)
         zero, channels = (

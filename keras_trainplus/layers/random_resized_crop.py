@@ -5,6 +5,7 @@ import weakref
 
 import keras
 
+from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._crop import CropAugmentation
@@ -13,11 +14,11 @@ from keras_trainplus.layers._crop import widened_window
 ATTEMPTS = 10
 # Per sample: ATTEMPTS areas, ATTEMPTS log-ratios, top, left, flip.
 DRAWS = 2 * ATTEMPTS + 3
-# The compiled box function of each layer that has cropped single images, kept
+# The compiled functions of each layer that has run them, kept
 # outside the layer: as a layer attribute TensorFlow would track it as model state
 # (a SavedModel export would save it). It refers to its layer weakly, so an entry
 # goes when its layer does.
-_COMPILED_PARAMETERS = weakref.WeakKeyDictionary()
+_COMPILED = weakref.WeakKeyDictionary()
 
 
 @keras.saving.register_keras_serializable(package="keras_trainplus")
@@ -100,6 +101,17 @@ class RandomResizedCrop(CropAugmentation):
         (area, log-ratio) candidates, the position and the flip (drawn whether or
         not it is used, so that the crops of `horizontal_flip=True` are those of
         `False`)."""
+        if (
+            self.backend.name == "tensorflow"
+            and not _compat.in_tensorflow_xla_context()
+        ):
+            # XLA generates other numbers than TensorFlow's kernels from one seed;
+            # the per-image path draws inside its compiled function, so the batched
+            # path draws with XLA too: the same crops either way.
+            return self._compiled()["draws"](batch)
+        return self._uniform_draws(batch)
+
+    def _uniform_draws(self, batch):
         return self.backend.random.uniform(
             (batch, DRAWS), dtype="float32", seed=self._seed()
         )
@@ -166,11 +178,11 @@ class RandomResizedCrop(CropAugmentation):
         ys, xs, _ = self.source_coordinates(ys, xs, transformation, height, width)
         return ys, xs
 
-    def crop_plan(self, draws, height, width):
-        # Training: the box and its slices from one XLA-compiled function.
-        if draws is None:
-            return super().crop_plan(draws, height, width)
-        _, _, cut = self._compiled_parameters()(draws, height, width)
+    def crop_plan(self, training, height, width):
+        # Training: the draws, the box and its slices from one XLA-compiled function.
+        if not training:
+            return super().crop_plan(training, height, width)
+        _, _, cut = self._compiled()["crop"](height, width)
         return cut, cut["reverse"]
 
     def read_window(self, pixels, plan, training):
@@ -199,44 +211,50 @@ class RandomResizedCrop(CropAugmentation):
             out = tf.raw_ops.Reverse(tensor=out, dims=reverse)
         return out
 
-    def _compiled_parameters(self):
-        """`parameters_from_draws` of one image as an XLA-compiled `tf.function`.
+    def _compiled(self):
+        """This layer's XLA-compiled `tf.function`s (built once, then cached).
 
-        Returns `(box, flip, crop)`: the int32 box and the flip of the draws, and
-        what cuts the crop out in one op each (the per-element cost of a `tf.data`
-        map grows with its op count): the `tf.slice` begin and size for a decoded
-        image, `widened_window`'s slices for a JPEG, and the `Reverse` axis mask.
+        - `"draws"`: `batch -> draws`, the uniform draws of `batch` samples;
+        - `"crop"`: `(height, width) -> (box, flip, cut)`: one image's draws, its
+          int32 crop box and flip, and what cuts the crop out in one op each (the
+          per-element cost of a `tf.data` map grows with its op count): the
+          `tf.slice` begin and size for a decoded image, `widened_window`'s
+          slices for a JPEG, and the `Reverse` axis mask.
         """
-        compiled = _COMPILED_PARAMETERS.get(self)
+        self._seed()  # the generator's variables exist before any trace
+        compiled = _COMPILED.get(self)
         if compiled is None:
             import tensorflow as tf
 
             layer = weakref.ref(self)
 
-            def parameters(draws, height, width):
+            def crop(height, width):
+                draws = layer()._uniform_draws(1)
                 transformation = layer().parameters_from_draws(draws, height, width)
                 box = tf.cast(transformation["crop_boxes"][0], "int32")
                 flips = transformation.get("flips")
                 flip = tf.convert_to_tensor(False if flips is None else flips[0])
-                crop = {
+                cut = {
                     "begin": tf.stack([box[0], box[1], 0]),
                     "size": tf.stack([box[2], box[3], -1]),
                     "jpeg": widened_window(layer().backend, box, width),
                     "reverse": tf.stack([False, flip, False]),
                 }
-                return box, flip, crop
+                return box, flip, cut
 
-            compiled = tf.function(
-                parameters,
-                jit_compile=True,
-                reduce_retracing=True,
-                input_signature=[
-                    tf.TensorSpec((1, DRAWS), "float32"),
-                    tf.TensorSpec((), "int32"),
-                    tf.TensorSpec((), "int32"),
-                ],
-            )
-            _COMPILED_PARAMETERS[self] = compiled
+            def function(python_function, arguments):
+                return tf.function(
+                    python_function,
+                    jit_compile=True,
+                    reduce_retracing=True,
+                    input_signature=[tf.TensorSpec((), "int32")] * arguments,
+                )
+
+            compiled = {
+                "draws": function(lambda batch: layer()._uniform_draws(batch), 1),
+                "crop": function(crop, 2),
+            }
+            _COMPILED[self] = compiled
         return compiled
 
     def inference_parameters(self, batch, height, width):
