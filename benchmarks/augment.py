@@ -90,8 +90,10 @@ def variable_size_images(rng, count):
 class AlbumentationsCrops:
     """`torch.utils.data.Dataset` of `length` images through Albumentations.
 
-    A plain class with `__len__`/`__getitem__` (what `DataLoader` needs); the
-    transform is built in each worker on first use.
+    `images` are uint8 RGB arrays, or paths of image files that each worker reads
+    and decodes with OpenCV (`cv2.imread`, BGR to RGB). A plain class with
+    `__len__`/`__getitem__` (what `DataLoader` needs); the transform is built in
+    each worker on first use.
     """
 
     def __init__(self, images, length):
@@ -110,7 +112,37 @@ class AlbumentationsCrops:
                 [A.RandomResizedCrop(size=(SIZE, SIZE)), A.HorizontalFlip()]
             )
         image = self.images[index % len(self.images)]
+        if isinstance(image, str):
+            import cv2
+
+            image = cv2.cvtColor(cv2.imread(image, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return torch.from_numpy(self.transform(image=image)["image"])
+
+
+def albumentations_loader(images, batches):
+    """`(run, loader)`: a `DataLoader(num_workers=2)` of `AlbumentationsCrops`.
+
+    Spawned, persistent workers; `run(batches)` is one full pass of a dataset of
+    exactly `batches` batches, so no worker prefetches in the background of another
+    contender. Keep `loader` alive while measuring. Warmed up once.
+    """
+    import torch
+
+    loader = torch.utils.data.DataLoader(
+        AlbumentationsCrops(images, batches * BATCH),
+        batch_size=BATCH,
+        num_workers=2,
+        persistent_workers=True,
+        multiprocessing_context="spawn",
+    )
+
+    def run(count):
+        assert count == batches, "the DataLoader's dataset holds `batches` batches"
+        for _ in loader:
+            pass
+
+    run(batches)
+    return run, loader
 
 
 def throughput(run, batches):
@@ -229,7 +261,6 @@ def affine_contenders(images, quick):
 def crop_contenders(images, quick):
     import keras
     import tensorflow as tf
-    import torch
 
     from keras_trainplus.layers import RandomResizedCrop
 
@@ -261,20 +292,7 @@ def crop_contenders(images, quick):
     # Longer rounds than the affine ones: a fresh tf.data iterator or DataLoader
     # pass per round costs a start-up that an epoch of thousands of batches does not.
     batches = 8 if quick else 24
-    loader = torch.utils.data.DataLoader(
-        AlbumentationsCrops(images, batches * BATCH),
-        batch_size=BATCH,
-        num_workers=2,
-        persistent_workers=True,
-        multiprocessing_context="spawn",
-    )
-
-    def theirs(count):
-        assert count == batches, "the DataLoader's dataset holds `batches` batches"
-        for _ in loader:
-            pass
-
-    theirs(batches)
+    theirs, loader = albumentations_loader(images, batches)
     return {
         CROP_SETTING: {
             OURS_CROP: (ours, batches),
@@ -328,14 +346,17 @@ def kernel_costs():
 
 def measure_kernel_costs():
     """`kernel_costs()` in a fresh process, whose threads it sets before any op."""
+    return json_from_process(os.path.abspath(__file__), "--kernels")
+
+
+def json_from_process(script, flag):
+    """The JSON that `python script flag` prints on its last line (a fresh process,
+    so that it can set TensorFlow's threads before any op)."""
     import json
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--kernels"],
-        check=True,
-        capture_output=True,
-        text=True,
+        [sys.executable, script, flag], check=True, capture_output=True, text=True
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
