@@ -38,18 +38,18 @@ class RandomResizedCrop(CropAugmentation):
     The crop is resized with one bilinear (or nearest) read per output pixel, with
     half-pixel centres and no antialiasing (as `tf.image.resize(antialias=False)`),
     reading the crop on its own (rows and columns near its edge are clamped into it,
-    as when the crop is cut out first). A single image `(H, W, C)` under TensorFlow
-    outside XLA (a `tf.data` map before batching) is cut out in its input dtype and
-    resized by TensorFlow's fused kernel, its box computed by one XLA-compiled
-    function; batches, compiled models and the other backends use the separable
-    gather core; both give the same result.
+    as when the crop is cut out first).
 
     At inference (`training=False`) the layer returns the largest centred crop with
     the output's aspect ratio, resized to `(height, width)` (what
     `keras.layers.Resizing(crop_to_aspect_ratio=True)` does).
 
     Input images may have any size, including different sizes per element of a
-    `tf.data` pipeline mapped before batching; the output is `(height, width)`.
+    `tf.data` pipeline mapped before batching; the output is `(height, width)`. The
+    layer also takes one encoded image file, a scalar string such as
+    `tf.io.read_file(path)` (in `tf.data` under any backend, or eagerly): a JPEG is
+    then decoded only inside the crop window, other formats (PNG, GIF, BMP, WebP)
+    whole, and the crops are those of the decoded image.
 
     Args:
         height: output height in pixels, an integer >= 1.
@@ -63,7 +63,8 @@ class RandomResizedCrop(CropAugmentation):
             in the same read; the crops stay those of `False` with the same seed).
             Defaults to `False`.
         seed: integer seed. Defaults to `None`.
-        **kwargs: `data_format`, `name`, `dtype`.
+        **kwargs: `data_format`, `name`, `dtype` (`"uint8"` rounds the outputs
+            to integers: a quarter of the memory of float32 batches).
 
     Example:
 

@@ -24,7 +24,11 @@ class RandomScaleCrop(CropAugmentation):
     single-crop evaluation of ResNet, e.g. 256 then 224).
 
     Input images may have any size, including different sizes per element of a
-    `tf.data` pipeline mapped before batching.
+    `tf.data` pipeline mapped before batching. The layer also takes one encoded
+    image file, a scalar string such as `tf.io.read_file(path)` (in `tf.data` under
+    any backend, or eagerly): a JPEG is then decoded only inside the window the
+    crop reads (the scaled crop mapped back to the file's pixels), other formats
+    whole, and the crops are those of the decoded image.
 
     Args:
         height: crop height in pixels, an integer >= 1.
@@ -34,7 +38,8 @@ class RandomScaleCrop(CropAugmentation):
             `(256, 480)`.
         interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
         seed: integer seed. Defaults to `None`.
-        **kwargs: `data_format`, `name`, `dtype`.
+        **kwargs: `data_format`, `name`, `dtype` (`"uint8"` rounds the outputs
+            to integers).
 
     Example:
 
