@@ -35,16 +35,18 @@ def computing_with(layers, backend_name):
     a layer that drives other layers' methods directly (`GeometricChain` asks each
     wrapped layer for its draws and coordinate maps) must switch theirs to the
     backend it computes with itself. The `backend` attribute is Keras's unexported
-    `keras.src.utils.backend_utils.DynamicBackend`; its `set_backend(name)` and
-    `reset()` are what `DataLayer.__call__` uses.
+    `keras.src.utils.backend_utils.DynamicBackend`; its `name` and
+    `set_backend(name)` are what `DataLayer.__call__` uses. Each layer gets back
+    the backend it had before the block (blocks nest).
     """
+    previous = [layer.backend.name for layer in layers]
     for layer in layers:
         layer.backend.set_backend(backend_name)
     try:
         yield
     finally:
-        for layer in layers:
-            layer.backend.reset()
+        for layer, name in zip(layers, previous):
+            layer.backend.set_backend(name)
 
 
 def in_tensorflow_xla_context():

@@ -48,3 +48,14 @@ def test_computing_with_switches_layers_and_restores_them():
         with _compat.computing_with(probes, "tensorflow"):
             raise RuntimeError
     assert all(probe.backend.name == keras.backend.backend() for probe in probes)
+
+
+@pytest.mark.smoke
+def test_computing_with_nests():
+    # An inner block gives back the outer block's backend, not the global one.
+    probe = BackendProbe()
+    with _compat.computing_with([probe], "numpy"):
+        with _compat.computing_with([probe], "tensorflow"):
+            assert probe.backend.name == "tensorflow"
+        assert probe.backend.name == "numpy"
+    assert probe.backend.name == keras.backend.backend()
