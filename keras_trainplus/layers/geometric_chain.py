@@ -3,13 +3,14 @@
 import keras
 
 from keras_trainplus import _compat
+from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._base import ImageAugmentation
 from keras_trainplus.layers._geometric import GeometricAugmentation
 from keras_trainplus.layers._geometric import resized_shape
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class GeometricChain(ImageAugmentation):
     """Applies consecutive geometric layers with ONE resample of the input.
 

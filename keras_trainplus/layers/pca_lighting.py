@@ -18,7 +18,7 @@ IMAGENET_EIGENVECTORS = (
 )
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class PCALighting(ImageAugmentation):
     """Adds AlexNet's PCA colour noise: a random shift along the RGB principal axes.
 

@@ -10,7 +10,7 @@ from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._geometric import GeometricAugmentation
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class RandomAffine(GeometricAugmentation):
     """Random rotation, translation, zoom, stretch and shear, resampled ONCE.
 

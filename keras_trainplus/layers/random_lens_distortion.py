@@ -10,7 +10,7 @@ NEWTON_STEPS = 12
 LARGEST_RADIUS = 100.0
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class RandomLensDistortion(GeometricAugmentation):
     """Random radial lens distortion, Brown's polynomial model.
 

@@ -21,7 +21,7 @@ DRAWS = 2 * ATTEMPTS + 3
 _COMPILED = weakref.WeakKeyDictionary()
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class RandomResizedCrop(CropAugmentation):
     """Random crop of random area and aspect ratio, resized to `(height, width)`.
 

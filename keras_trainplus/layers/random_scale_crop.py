@@ -7,7 +7,7 @@ from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._crop import CropAugmentation
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class RandomScaleCrop(CropAugmentation):
     """Resize the short side to a random `L`, then take a random `height x width` crop.
 
