@@ -26,8 +26,11 @@ def photo(height=150, width=190):
 
 
 def encode(image, fmt="JPEG", **options):
+    """`image` (an array, or a PIL image) encoded as `fmt`."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, fmt, **options)
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    image.save(buffer, fmt, **options)
     return buffer.getvalue()
 
 
@@ -44,10 +47,12 @@ def files():
     image = photo()
     out = {f"JPEG {name}": encode(image, **opts) for name, opts in JPEGS.items()}
     out["JPEG grayscale"] = encode(image[..., 0], quality=90)
+    out["JPEG CMYK"] = encode(Image.fromarray(image).convert("CMYK"), quality=90)
     out["PNG"] = encode(image, "PNG")
     out["PNG grayscale"] = encode(image[..., 1], "PNG")
     out["GIF"] = encode(image, "GIF")
     out["BMP"] = encode(image, "BMP")
+    out["WebP"] = encode(image, "WEBP", quality=90)
     return out
 
 
@@ -143,10 +148,11 @@ def test_eager_calls_and_channels_first(make):
     assert out["labels"] == 7
 
 
-def test_a_jpeg_is_decoded_only_inside_the_window(monkeypatch):
-    # Record what is decoded: the crop's box (one more column on each side), never
-    # the whole image.
+@pytest.fixture
+def decoded_windows(monkeypatch):
+    """The windows `tf.io.decode_and_crop_jpeg` decodes; a whole decode fails."""
     decoded = []
+    real = tf.io.decode_and_crop_jpeg
 
     def decode_and_crop_jpeg(contents, crop_window, **kwargs):
         decoded.append(crop_window.numpy().tolist())
@@ -155,10 +161,21 @@ def test_a_jpeg_is_decoded_only_inside_the_window(monkeypatch):
     def decode_whole(*args, **kwargs):
         raise AssertionError("a JPEG was decoded whole")
 
-    real = tf.io.decode_and_crop_jpeg
     monkeypatch.setattr(tf.io, "decode_and_crop_jpeg", decode_and_crop_jpeg)
     monkeypatch.setattr(tf.io, "decode_jpeg", decode_whole)
     monkeypatch.setattr(tf.io, "decode_image", decode_whole)
+    return decoded
+
+
+def widened(top, left, rows, cols, width):
+    """The window decoded for `(top, left, rows, cols)`: one more column each side."""
+    first, end = max(left - 1, 0), min(left + cols + 1, width)
+    return [top, first, rows, end - first]
+
+
+def test_a_jpeg_is_decoded_only_inside_the_window(decoded_windows):
+    # Record what is decoded: the crop's box (one more column on each side), never
+    # the whole image.
     contents = FILES["JPEG 4:2:0"]
     layer = make_crop()
     layer(contents)
@@ -167,8 +184,7 @@ def test_a_jpeg_is_decoded_only_inside_the_window(monkeypatch):
         draws = reference.draws_for(1)
         box = reference.parameters_from_draws(draws, 150, 190)["crop_boxes"][0]
     top, left, rows, cols = contract.to_numpy(box).astype(int).tolist()
-    first, end = max(left - 1, 0), min(left + cols + 1, 190)
-    assert decoded == [[top, first, rows, end - first]]
+    assert decoded_windows == [widened(top, left, rows, cols, 190)]
     assert rows * cols < 150 * 190 or (rows, cols) == (150, 190)
 
     # Inference: the centred box with the output's aspect ratio, 150 x 180 at
@@ -176,7 +192,52 @@ def test_a_jpeg_is_decoded_only_inside_the_window(monkeypatch):
     # their bilinear neighbours), columns 6.375 to 182.625 (6-183); decoded with one
     # more column on each side.
     make_crop()(contents, training=False)
-    assert decoded[-1] == [1, 5, 148, 180]
+    assert decoded_windows[-1] == [1, 5, 148, 180]
+
+
+def scale_crop_window(short_side, top, left, height=150, width=190):
+    """float64: the input rows and columns `make_scale_crop()` reads for a short side
+    and offsets in the scaled image, as `(top, left, rows, cols)`."""
+    out_h, out_w = 40, 48
+    scaled_h = round(height * short_side / min(height, width))
+    scaled_w = round(width * short_side / min(height, width))
+
+    def span(offset, out, size, scaled):
+        # Output pixel i reads input (offset + i + 0.5) * size / scaled - 0.5, and
+        # bilinear reads touch its floor and the next pixel, clamped into the image.
+        coords = (offset + np.arange(out) + 0.5) * size / scaled - 0.5
+        first = int(np.clip(np.floor(coords.min()), 0, size - 1))
+        end = int(np.clip(np.floor(coords.max()) + 1, 0, size - 1))
+        return first, end - first + 1
+
+    (first_row, rows), (first_col, cols) = (
+        span(top, out_h, height, scaled_h),
+        span(left, out_w, width, scaled_w),
+    )
+    return first_row, first_col, rows, cols
+
+
+def test_a_scale_crop_decodes_only_the_window_it_reads(decoded_windows):
+    # RandomScaleCrop reads a crop of the scaled image: the window decoded is that
+    # crop mapped back to the file's pixels, with the rows and columns its bilinear
+    # reads touch.
+    contents = FILES["JPEG 4:2:0"]
+    make_scale_crop()(contents)
+    reference = make_scale_crop()  # same seed, TensorFlow's draws
+    with _compat.computing_with([reference], "tensorflow"):
+        drawn = reference.parameters_from_draws(reference.draws_for(1), 150, 190)
+    short_side = float(contract.to_numpy(drawn["short_side"])[0])
+    top, left = contract.to_numpy(drawn["offsets"])[0].tolist()
+    window = scale_crop_window(short_side, top, left)
+    assert decoded_windows == [widened(*window, 190)]
+    assert window[2] * window[3] < 150 * 190
+
+    # Inference: short side 48, so 150 x 190 is scaled to 48 x 61 and its centre
+    # 40 x 48 crop is at (4, 6): output rows read rows 13.56 to 135.44 of the file
+    # (13-136 with their bilinear neighbours), columns 19.75 to 166.14 (19-167).
+    make_scale_crop()(contents, training=False)
+    assert scale_crop_window(48, 4, 6) == (13, 19, 124, 149)
+    assert decoded_windows[-1] == [13, 18, 124, 151]
 
 
 CORRUPT = {
