@@ -19,12 +19,17 @@ probability 1/2 and batches by 64, on two CPU cores:
    the whole image, `random_flip_left_right`, bilinear `tf.image.resize`;
 5. ours from bytes with `dtype="uint8"` output (rounded), for the output dtype;
 6. the floor of the `tf.data` pipeline: the same file reads, map and batching with
-   a constant 224 x 224 output and no decoding.
+   a constant 224 x 224 output and no decoding;
+7. the README's recipe: ours from bytes with labels, batched, then `Mixup` on the
+   batches, with float32 and with uint8 crops (what the output dtype changes
+   downstream).
 
 Rounds are interleaved (each contender once per round, in turn), so a busy machine
-slows all alike; the load average is recorded. A second part profiles what one
-image costs on the array path (decoded images in `tf.data`), one thread, by
-removing one step at a time.
+slows all alike; the load average is recorded at the start, after each round and
+at the end. A second part profiles what one image costs, one thread, step by step:
+on the array path (decoded uint8 images in `tf.data`) and from JPEG bytes, adding
+one kernel at a time on given boxes, then the layer's compiled box function, then
+the layer itself.
 
 Results go into the "### Crops from JPEG files" part of the layers section of
 BENCHMARKS.md.
@@ -63,6 +68,8 @@ TORCH = "(a) DataLoader(num_workers=2) + OpenCV + Albumentations"
 DECODED = "(b) ours after full decode_jpeg"
 REFERENCE = "(c) TF reference (sample_distorted_bounding_box + decode_and_crop_jpeg)"
 UINT8 = "ours from bytes, dtype='uint8'"
+MIXUP = "ours from bytes + Mixup on the batches"
+MIXUP_UINT8 = "ours from bytes, dtype='uint8', + Mixup on the batches"
 FLOOR = "tf.data floor: read the file, constant output, batch"
 TARGETS = {TORCH: 1.0, DECODED: 1.3, REFERENCE: 1.0}
 
@@ -117,6 +124,7 @@ def tf_reference(image_bytes):
 def contenders(paths, quick):
     import tensorflow as tf
 
+    from keras_trainplus.layers import Mixup
     from keras_trainplus.layers import RandomResizedCrop
 
     auto = tf.data.AUTOTUNE
@@ -131,6 +139,16 @@ def contenders(paths, quick):
 
     ours, decoded, uint8 = crop(), crop(), crop(dtype="uint8")
     blank = tf.zeros((SIZE, SIZE, 3))
+    labels = tf.data.Dataset.range(10).repeat()
+
+    def recipe(layer):
+        # The README's recipe: crops with labels, batched, then Mixup (float32).
+        mixup = Mixup(alpha=0.2, num_classes=10, seed=0)
+        ds = tf.data.Dataset.zip(files, labels)
+        ds = ds.map(lambda path, y: (layer(tf.io.read_file(path)), y), auto)
+        ds = ds.batch(BATCH).map(mixup, num_parallel_calls=auto)
+        return consume(ds.prefetch(auto))
+
     batches = 6 if quick else 16
     theirs, loader = albumentations_loader(paths, batches)
     runs = {
@@ -141,6 +159,8 @@ def contenders(paths, quick):
         ),
         REFERENCE: pipeline(lambda path: tf_reference(tf.io.read_file(path))),
         UINT8: pipeline(lambda path: uint8(tf.io.read_file(path))),
+        MIXUP: recipe(crop()),
+        MIXUP_UINT8: recipe(crop(dtype="uint8")),
         FLOOR: pipeline(
             lambda path: (
                 blank + tf.cast(tf.strings.length(tf.io.read_file(path)), "float32")
@@ -222,26 +242,33 @@ def profile_costs(rounds=6):
     def image(i):
         return tf.reshape(ragged[i], shapes[i])
 
-    def resize(pixels, reverse):
-        out = tf.image.resize(tf.cast(pixels, "float32"), (SIZE, SIZE))
-        return tf.raw_ops.Reverse(tensor=out, dims=reverse)
+    def resize(pixels, reverse=None, cast=True):
+        out = tf.image.resize(
+            tf.cast(pixels, "float32") if cast else pixels, (SIZE, SIZE)
+        )
+        return out if reverse is None else tf.raw_ops.Reverse(tensor=out, dims=reverse)
 
     crop = RandomResizedCrop(SIZE, SIZE, horizontal_flip=True, seed=0)
     plan = crop._compiled()["crop"]
 
-    def cut_array(i, box, reverse):
-        return resize(
-            tf.slice(image(i), [box[0], box[1], 0], [box[2], box[3], -1]), reverse
-        )
+    def cut(i, box):
+        return tf.slice(image(i), [box[0], box[1], 0], [box[2], box[3], -1])
 
-    def cut_jpeg(i, box, reverse):
-        size = tf.io.extract_jpeg_shape(files[i])
-        decode, begin, cut = widened_window(crop.backend, box, size[1])
+    def cut_array(i, box, reverse, size=None):
+        return resize(cut(i, box), reverse)
+
+    def jpeg_window(i, box, size=None):
+        size = tf.io.extract_jpeg_shape(files[i]) if size is None else size
+        decode, begin, window = widened_window(crop.backend, box, size[1])
         pixels = tf.io.decode_and_crop_jpeg(files[i], decode, channels=3)
-        return resize(tf.slice(pixels, begin, cut), reverse)
+        return tf.slice(pixels, begin, window)
+
+    def cut_jpeg(i, box, reverse, size=None):
+        return resize(jpeg_window(i, box, size), reverse)
 
     # The overhead is measured on the given boxes (the same work as the row
-    # above), its results kept alive by a zero added to the output.
+    # above), its results kept alive by a zero added to the output; the image size
+    # it needs is passed on (a JPEG's header is read once, as in the layer).
     def with_box(step, size_of):
         def run(i, box, reverse):
             size = size_of(i)
@@ -249,7 +276,7 @@ def profile_costs(rounds=6):
             keep = tf.cast(
                 planned[0] * 0 + tf.cast(cut["reverse"][1], "int32"), "float32"
             )
-            return step(i, box, reverse) + keep * 0.0
+            return step(i, box, reverse, size) + keep * 0.0
 
         return run
 
@@ -259,17 +286,31 @@ def profile_costs(rounds=6):
     def jpeg_size(i):
         return tf.io.extract_jpeg_shape(files[i])
 
+    def pixel(x):
+        # One value of `x` added to the constant output: `x` is computed, nothing
+        # else is.
+        return blank + tf.cast(tf.reshape(x, [-1])[0], "float32")
+
     steps = {
-        "array: tf.data floor (element in, constant image out)": lambda i, b, r: (
-            blank + tf.cast(image(i)[0, 0, 0], "float32")
+        "array: tf.data floor (element in, constant image out)": lambda i, b, r: pixel(
+            image(i)
         ),
-        "array: the kernels alone (slice, cast, resize, flip; boxes given)": cut_array,
+        "array: + slice the box, resize the uint8 slice": lambda i, b, r: resize(
+            cut(i, b), cast=False
+        ),
+        "array: + slice, cast the slice to float32, resize": lambda i, b, r: resize(
+            cut(i, b)
+        ),
+        "array: + flip (the layer's kernels, boxes given)": cut_array,
         "array: + the XLA-compiled draws and box": with_box(cut_array, array_size),
         "array: RandomResizedCrop (its own boxes)": lambda i, b, r: crop(image(i)),
         "array: RandomResizedCrop after a whole-image cast to float32": (
             lambda i, b, r: crop(tf.cast(image(i), "float32"))
         ),
-        "JPEG: the kernels alone (header, window decode, slice, cast, resize, flip)": (
+        "JPEG: read the header, decode the window (boxes given)": lambda i, b, r: pixel(
+            jpeg_window(i, b)
+        ),
+        "JPEG: + slice, cast, resize, flip (the layer's kernels, boxes given)": (
             cut_jpeg
         ),
         "JPEG: + the XLA-compiled draws and box": with_box(cut_jpeg, jpeg_size),
@@ -331,40 +372,67 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         paths = write_jpegs(directory, FILES, np.random.default_rng(0))
         runs, loader = contenders(paths, args.quick)
-        results = interleave(runs, args.rounds)
+        results, loads = {name: [] for name in runs}, []
+        for _ in range(args.rounds):
+            for name, values in interleave(runs, 1).items():
+                results[name] += values
+            loads.append(os.getloadavg()[0])
+            print(f"round {len(loads)}, load {loads[-1]:.1f}", flush=True)
         del loader
     end_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print({k: summary(v) for k, v in results.items()}, flush=True)
     machine = f"{cpu_model()}, {os.cpu_count()} CPU cores, {platform.system()}"
-    text = report(results, profile, machine, args.rounds, load, end_load)
+    text = report(results, profile, machine, load, end_load, loads)
     print(text)
     if not args.no_write:
         replace_subsection(os.path.join(ROOT, "BENCHMARKS.md"), "layers", HEADING, text)
 
 
-def report(results, profile, machine, rounds, load, end_load):
-    ours = results[OURS]
+def report(results, profile, machine, load, end_load, loads):
+    ours = np.asarray(results[OURS])
+
+    def versus(name):
+        return np.median(ours / np.asarray(results[name]))
+
     lines = [
         HEADING,
         "",
         f"`benchmarks/decode_crop.py`: {FILES} JPEG files of 300-520 px, crops of "
-        f"{SIZE}x{SIZE} in batches of {BATCH}, {rounds} interleaved rounds after a "
-        "warm-up; images per second, median (min-max over rounds); speed-up = ours "
-        f"from bytes / theirs per round. Machine: {machine}; load average "
-        f"{load} at the start, {end_load} at the end (1, 5, 15 min).",
+        f"{SIZE}x{SIZE} in batches of {BATCH}, {len(loads)} interleaved rounds after "
+        "a warm-up; images per second, median (min-max over rounds); ours from "
+        "bytes / it per round. Keras backend "
+        f"{os.environ.get('KERAS_BACKEND')} (the pipelines are TensorFlow's under "
+        f"any backend). Machine: {machine}, shared with other jobs; load average "
+        f"{load} at the start, {end_load} at the end (1, 5, 15 min), 1-min load "
+        f"after each round {', '.join(f'{x:.1f}' for x in loads)}.",
         "",
-        "| pipeline | images/s | ours from bytes vs it | target |",
+        "| pipeline | images/s | ours from bytes / it | target |",
         "|---|---|---|---|",
     ]
     for name, values in results.items():
-        versus = "" if name == OURS else ratio(ours, values)
+        ratio_text = "" if name == OURS else ratio(ours, values)
         target = f">= {TARGETS[name]:.1f}x" if name in TARGETS else ""
-        lines.append(f"| {name} | {summary(values)} | {versus} | {target} |")
+        lines.append(f"| {name} | {summary(values)} | {ratio_text} | {target} |")
     missed = [
-        f"{name.split(' ')[0]} ({np.median(np.asarray(ours) / results[name]):.2f}x)"
+        f"{name.split(' ')[0]} at {versus(name):.2f}x"
         for name, target in TARGETS.items()
-        if np.median(np.asarray(ours) / results[name]) < target
+        if versus(name) < target
     ]
+    costs = profile["costs"]
+
+    def cost(start):
+        return next(value for name, value in costs.items() if name.startswith(start))
+
+    floor = cost("array: tf.data floor")
+    header = cost("JPEG: read the header")
+    jpeg_kernels = cost("JPEG: + slice")
+    jpeg_box = cost("JPEG: + the XLA")
+    jpeg_layer = cost("JPEG: RandomResizedCrop")
+    full = cost("JPEG: full decode_jpeg")
+    reference = cost("JPEG: (c)")
+    array_layer = cost("array: RandomResizedCrop (")
+    area = profile["window area"]
+    batch_mb = BATCH * SIZE * SIZE * 3 / 1e6
     lines += [
         "",
         "Targets missed in this run: "
@@ -379,14 +447,33 @@ def report(results, profile, machine, rounds, load, end_load):
         "| step | core us / image |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {cost:.0f} |" for name, cost in profile["costs"].items()]
-    area = profile["window area"]
+    lines += [f"| {name} | {value:.0f} |" for name, value in costs.items()]
     lines += [
         "",
-        f"Mean decoded window, as a fraction of the image: ours {area['ours']:.2f} "
-        "(torchvision's distribution: area uniform in [0.08, 1], ratio log-uniform), "
-        f"TF reference {area['TF reference']:.2f} (`sample_distorted_bounding_box` "
-        "draws the height uniformly, so smaller areas are more likely).",
+        f"Where ours from bytes spends its {jpeg_layer:.0f} us per image: "
+        f"{floor:.0f} the `tf.data` element itself (map, batch; the first row), "
+        f"{header - floor:.0f} reading the header and decoding the window, "
+        f"{jpeg_kernels - header:.0f} the slice, cast, resize and flip, "
+        f"{jpeg_box - jpeg_kernels:.0f} the XLA-compiled draws and box, and "
+        f"{jpeg_layer - jpeg_box:.0f} the rest of the layer (format test and "
+        "branch, checks). The window decode is the largest part: a full decode "
+        f"then the same crop (b) costs {full:.0f} us. The TF reference (c) costs "
+        f"{reference:.0f} us: it decodes smaller windows on average (mean area "
+        f"{area['TF reference']:.2f} of the image against ours {area['ours']:.2f}: "
+        "`sample_distorted_bounding_box` draws the height uniformly for a uniform "
+        "aspect ratio, so small areas are more likely than in torchvision's "
+        "distribution, which ours follows) and draws its box in one kernel. The "
+        "array path (decoded uint8 images in `tf.data`) costs "
+        f"{array_layer:.0f} us per image, {array_layer - floor:.0f} above the "
+        "floor; the array rows show where.",
+        "",
+        f"Output dtype: a batch of {BATCH} crops is {batch_mb:.1f} MB in uint8 and "
+        f"{4 * batch_mb:.1f} MB in float32. `dtype='uint8'` crops reach "
+        f"{ratio(results[UINT8], ours)} of the float32 crops' images/s to batches "
+        f"here, and {ratio(results[MIXUP_UINT8], results[MIXUP])} with `Mixup` "
+        "(float32 out) on the batches; what they save is the size of the batches "
+        "held in prefetch buffers and copied to an accelerator, which this CPU-only "
+        "run does not measure.",
     ]
     return "\n".join(lines) + "\n"
 
