@@ -6,6 +6,7 @@ import pytest
 
 from keras_trainplus.callbacks import FreezeUnfreeze
 from keras_trainplus.callbacks import _backbone
+from tests.helpers import tolerance
 from tests.helpers.backend import compile_modes
 from tests.helpers.backend import only_backends
 from tests.helpers.config import assert_config_roundtrip
@@ -456,7 +457,8 @@ def test_adam_multiplier_and_head_moments_against_reference(mode, rng):
         steps=6,
     )
     for variable, reference in zip(model.trainable_variables, expected):
-        np.testing.assert_allclose(_numpy(variable), reference, rtol=2e-5, atol=2e-6)
+        bound = tolerance.training_bound(reference, 6, fan_in=8, adam_lr=0.05)
+        tolerance.assert_within(_numpy(variable), reference, bound)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6
 
 
@@ -483,8 +485,10 @@ def test_sgd_backbone_step_is_multiplier_times_head_rate(mode, rng):
             p - lr * (0.3 if i < 2 else 1.0) * g
             for i, (p, g) in enumerate(zip(params, grads))
         ]
+    # Two SGD steps; gradients are 8-sample sums of 3- and 4-term products.
     for variable, reference in zip(model.trainable_variables, params):
-        np.testing.assert_allclose(_numpy(variable), reference, rtol=1e-5, atol=1e-6)
+        bound = tolerance.training_bound(reference, 2, fan_in=12)
+        tolerance.assert_within(_numpy(variable), reference, bound)
 
 
 def test_multiplier_one_installs_no_hook(rng):
@@ -620,8 +624,11 @@ def test_resume_after_unfreeze_with_backup_and_restore(tmp_path):
     # head (2) then + 2 trainable per group (conv kernel + bias; BN frozen)
     assert ref_flags == [(0, 2), (1, 4), (2, 6), (3, 8)]
     assert flags == [(0, 2), (1, 4), (2, 6), (3, 8)]
+    # Both runs are float32 Adam(0.01) over 8 steps (16 images of 8 x 8 pixels: the
+    # gradients are sums over 8 * 64 terms); each may be that far from exact.
     for a, b in zip(reference, resumed):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        bound = 2 * tolerance.training_bound(a, 8, fan_in=8 * 64, adam_lr=0.01)
+        tolerance.assert_within(b, a, bound)
 
 
 def test_refit_after_interrupted_fit_keeps_user_flags(rng):
@@ -764,8 +771,11 @@ def test_lookahead_with_schedule_against_reference(mode, rng):
         sync_period=3,
         alpha=0.5,
     )
+    # Eight SGD steps (gradients as in the SGD test above, rates off by the
+    # schedule's 8 units) and two syncs, which only average.
     for variable, reference in zip(model.trainable_variables, expected):
-        np.testing.assert_allclose(_numpy(variable), reference, rtol=1e-5, atol=1e-6)
+        bound = tolerance.training_bound(reference, 8, fan_in=12 + 8)
+        tolerance.assert_within(_numpy(variable), reference, bound)
 
 
 @pytest.mark.parametrize("mixed", [False, True], ids=["float32", "mixed_float16"])
