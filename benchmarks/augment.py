@@ -383,7 +383,7 @@ def ratio(ours, theirs):
     return f"{np.median(values):.2f}x ({values.min():.2f}-{values.max():.2f})"
 
 
-def report(results, kernels, machine, rounds, load):
+def report(results, kernels, machine, rounds, load, end_load):
     crops = results[CROP_SETTING]
     albumentations = np.asarray(crops["Albumentations"])
     crop_vs_albumentations = np.median(np.asarray(crops[OURS_CROP]) / albumentations)
@@ -398,7 +398,8 @@ def report(results, kernels, machine, rounds, load):
         "rounds); "
         "speed-up = ours / theirs per round. "
         f"Machine: {machine}; the machine is shared with other jobs (load average "
-        f"{load} at the start), so absolute numbers are noisy, the ratios less so.",
+        f"{load} at the start, {end_load} at the end; 1, 5, 15 min), so absolute "
+        "numbers are noisy, the ratios less so.",
         "",
         "| setting | ours | images/s | theirs | images/s | speed-up |",
         "|---|---|---|---|---|---|",
@@ -444,9 +445,10 @@ def report(results, kernels, machine, rounds, load):
         "per-image `tf.data` layer can reach 2x here. Second, the layer adds about "
         f"{layer_us:.0f} us of core time per image to that floor (two cores x "
         "(1 / ours - 1 / floor)), of which the resize kernel is the part above and "
-        "the rest the cost of running its dozen small kernels (the draw, compiled "
-        "with XLA into one; a slice; the resize; the flip) as separate "
-        "steps of a `tf.data` map function, per image. A PyTorch `DataLoader` runs "
+        "the rest the cost of running its handful of kernels (the draws and box, "
+        "compiled with XLA into one; a slice; a cast; the resize; the flip) as "
+        "separate steps of a `tf.data` map function, per image (profiled step by "
+        'step in "Crops from JPEG files" below). A PyTorch `DataLoader` runs '
         "whole batches per worker process and hands them over in shared memory (a "
         "multiprocessing pool that pickles batches through a pipe would be several "
         "times slower, and no fair stand-in for it). With the flip "
@@ -454,7 +456,8 @@ def report(results, kernels, machine, rounds, load):
         f"pipeline runs at {keras_flip_vs_albumentations} of Albumentations' "
         "throughput. tf.data's parallel map and the DataLoader's two workers share "
         "the same two cores. In a real input pipeline JPEG decoding (milliseconds "
-        "per image) costs more than either augmentation.",
+        "per image) costs more than either augmentation; from files the crop "
+        'layers decode only the crop window ("Crops from JPEG files" below).',
         "",
     ]
     return "\n".join(lines)
@@ -484,8 +487,9 @@ def main():
         results[setting] = interleave(entries, args.rounds)
         print(setting, {k: summary(v) for k, v in results[setting].items()}, flush=True)
     del loader
+    end_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     machine = f"{cpu_model()}, {os.cpu_count()} CPU cores, {platform.system()}"
-    text = report(results, kernels, machine, args.rounds, load)
+    text = report(results, kernels, machine, args.rounds, load, end_load)
     print(text)
     if not args.no_write:
         path = os.path.join(ROOT, "BENCHMARKS.md")
