@@ -5,6 +5,8 @@ a test (`tests/test_compat.py` and the tests of its callers), and the supported 
 range is pinned in `pyproject.toml`.
 """
 
+import contextlib
+
 
 def data_layer_class():
     """The base class that lets a Keras layer run inside `tf.data` on any backend.
@@ -23,6 +25,28 @@ def data_layer_class():
     from keras.src.layers.preprocessing.data_layer import DataLayer
 
     return DataLayer
+
+
+@contextlib.contextmanager
+def computing_with(layers, backend_name):
+    """Makes `data_layer_class()` layers compute with `backend_name` for a block.
+
+    A data layer switches its own `backend` when it is called inside `tf.data`, but
+    a layer that drives other layers' methods directly (`GeometricChain` asks each
+    wrapped layer for its draws and coordinate maps) must switch theirs to the
+    backend it computes with itself. The `backend` attribute is Keras's unexported
+    `keras.src.utils.backend_utils.DynamicBackend`; its `name` and
+    `set_backend(name)` are what `DataLayer.__call__` uses. Each layer gets back
+    the backend it had before the block (blocks nest).
+    """
+    previous = [layer.backend.name for layer in layers]
+    for layer in layers:
+        layer.backend.set_backend(backend_name)
+    try:
+        yield
+    finally:
+        for layer, name in zip(layers, previous):
+            layer.backend.set_backend(name)
 
 
 def in_tensorflow_xla_context():

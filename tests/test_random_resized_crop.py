@@ -110,25 +110,25 @@ def crop(layer, image, box):
     "height, width, ratio", [(300, 200, (3 / 4, 4 / 3)), (60, 400, (0.9, 1.1))]
 )
 def test_compiled_single_image_boxes_equal_the_batched_boxes(height, width, ratio):
-    # The per-image path in `tf.data` turns the same draws into its box with an
-    # XLA-compiled function; boxes (and flips) must equal those of the batched code,
-    # here on 2000 draws, including fallbacks (a thin image and a narrow ratio).
-    # Under the other backends the layer reaches this path only inside `tf.data`,
-    # where it computes with TensorFlow.
+    # The per-image path in `tf.data` draws and turns the draws into its box in one
+    # XLA-compiled function; boxes (and flips) must equal those of the batched code
+    # for the same draws, here 2000, including fallbacks (a thin image and a narrow
+    # ratio). Under the other backends the layer reaches this path only inside
+    # `tf.data`, where it computes with TensorFlow.
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the per-image path computes with TensorFlow")
     import tensorflow as tf
 
-    from keras_trainplus.layers.random_resized_crop import DRAWS
-
     layer = RandomResizedCrop(8, 8, ratio=ratio, horizontal_flip=True, seed=0)
-    draws = np.random.default_rng(0).uniform(size=(2000, 1, DRAWS)).astype("float32")
-    size = tf.constant([height, width], "int32")
-    compiled = tf.data.Dataset.from_tensor_slices(draws).map(
-        lambda d: layer._compiled_parameters()(d, size[0], size[1])
+    reference = RandomResizedCrop(8, 8, ratio=ratio, horizontal_flip=True, seed=0)
+    compiled = tf.data.Dataset.range(2000).map(
+        lambda _: layer._compiled()["crop"](height, width)[:2]
     )
     boxes, flips = (np.stack(column) for column in zip(*compiled.as_numpy_iterator()))
-    expected = layer.parameters_from_draws(draws[:, 0], height, width)
+    draws = np.concatenate(
+        [contract.to_numpy(reference.draws_for(1)) for _ in range(2000)]
+    )
+    expected = reference.parameters_from_draws(draws, height, width)
     np.testing.assert_array_equal(boxes, contract.to_numpy(expected["crop_boxes"]))
     np.testing.assert_array_equal(flips, contract.to_numpy(expected["flips"]))
     # The thin image falls back to its centred 60 x 66 crop (ratio clamped to 1.1).
