@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_trainplus import _backbone
 from keras_trainplus.callbacks import FreezeUnfreeze
-from keras_trainplus.callbacks import _backbone
 from tests.helpers.backend import compile_modes
 from tests.helpers.backend import only_backends
 from tests.helpers.config import assert_config_roundtrip

@@ -4,11 +4,11 @@ import weakref
 
 import keras
 
+from keras_trainplus import _backbone
 from keras_trainplus import _compat
 from keras_trainplus._validation import PACKAGE
 from keras_trainplus._validation import check_bool
 from keras_trainplus._validation import check_number
-from keras_trainplus.callbacks import _backbone
 from keras_trainplus.callbacks import _optimizer_hooks
 
 # model -> the `trainable` flags its backbone layers and variables had before the
@@ -147,18 +147,12 @@ class FreezeUnfreeze(keras.callbacks.Callback):
                 "unfreeze_every", unfreeze_every, 1, integer=True
             )
         self.unfreeze_every = unfreeze_every
-        if groups != "auto":
-            if not isinstance(groups, (list, tuple)) or len(groups) < 2:
-                raise ValueError(
-                    "Argument `groups` must be 'auto' or a list of at least 2 groups "
-                    f"(layer names or patterns). Received: groups={groups!r}"
-                )
-            if unfreeze_every is None:
-                raise ValueError(
-                    "Argument `groups` needs `unfreeze_every` (the epochs between two "
-                    "groups); without it the backbone is unfrozen all at once."
-                )
-            groups = [g if isinstance(g, str) else list(g) for g in groups]
+        groups = _backbone.check_groups(groups)
+        if groups != "auto" and unfreeze_every is None:
+            raise ValueError(
+                "Argument `groups` needs `unfreeze_every` (the epochs between two "
+                "groups); without it the backbone is unfrozen all at once."
+            )
         self.groups = groups
         self.verbose = check_number("verbose", verbose, 0, 1, integer=True)
         self.unfrozen_groups = None
@@ -166,14 +160,9 @@ class FreezeUnfreeze(keras.callbacks.Callback):
 
     def _resolve(self):
         roots = _backbone.resolve_backbone(self.model, self.backbone)
-        units = _backbone.backbone_units(roots)
         if self.unfreeze_every is None:
-            groups = [units]
-        elif self.groups == "auto":
-            groups = _backbone.infer_groups(units)
-        else:
-            groups = _backbone.explicit_groups(units, self.groups)
-        return roots, groups
+            return roots, [_backbone.backbone_units(roots)]
+        return roots, _backbone.split_groups(roots, self.groups)
 
     def on_train_begin(self, logs=None):
         self._roots, self._groups = self._resolve()
