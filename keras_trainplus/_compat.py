@@ -113,6 +113,25 @@ def uses_weight_decay(optimizer, variable):
     return optimizer._use_weight_decay(variable)
 
 
+class TensorBoardOnDemandTuner:
+    """Mixin for KerasTuner tuners: the TensorBoard hook runs only when it is used.
+
+    KerasTuner 1.4 imports `tensorboard.plugins.hparams` at the start of every
+    trial under the TensorFlow backend, in the private hook
+    `keras_tuner.Tuner._configure_tensorboard_dir`, to attach HParams logging to a
+    `keras.callbacks.TensorBoard` callback if the user passed one. TensorFlow 2.20
+    and later no longer install TensorBoard, so every trial then fails with
+    `ModuleNotFoundError` although no TensorBoard callback is in use; KerasTuner
+    offers no public switch. Put before the tuner class in the bases.
+    """
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        import keras
+
+        if any(isinstance(c, keras.callbacks.TensorBoard) for c in callbacks):
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+
 def flatten_layers(layer):
     """Returns `layer` and all its sublayers, recursively, parents before children.
 
