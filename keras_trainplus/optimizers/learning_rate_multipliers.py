@@ -80,8 +80,9 @@ class LearningRateMultipliers(keras.optimizers.Optimizer):
       variable warns when the optimizer is built.
     - The multipliers are one float32 optimizer variable (`multiplier_values`, in
       the order of the variables the optimizer was built on), so they are saved
-      with the model and `set_multipliers` can change them between steps (e.g. from
-      a callback) without retracing.
+      with the model and `set_multipliers` can change them between steps without
+      retracing (from a callback: in `on_epoch_begin`, since under JAX `fit` holds
+      the state during an epoch).
     - Serialization: layers and variables are written to the config as their
       weights' paths; the multipliers in force are restored from the saved
       optimizer state, so `keras.saving.load_model` resumes exactly.
