@@ -6,6 +6,7 @@ value received, e.g. "Argument `beta_1` must be in [0, 1). Received: beta_1=1.5"
 
 import math
 import numbers
+import os
 
 PACKAGE = "keras_trainplus"
 
@@ -77,6 +78,25 @@ def check_bool(name, value):
             f"Argument `{name}` must be a bool. Received: {name}={value!r}"
         )
     return value
+
+
+def check_path(name, value, optional=False):
+    """Validates a path argument (a non-empty `str` or `os.PathLike`); returns a str.
+
+    `None` is accepted (and returned) when `optional`. The `str` keeps configs
+    JSON-serializable.
+    """
+    if value is None and optional:
+        return None
+    path = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(path, str) or not path:
+        allowed = "a non-empty path (str or pathlib.Path)"
+        if optional:
+            allowed += " or None"
+        raise ValueError(
+            f"Argument `{name}` must be {allowed}. Received: {name}={value!r}"
+        )
+    return path
 
 
 def check_choice(name, value, choices):

@@ -1,5 +1,7 @@
 """Mixup and CutMix against float64 NumPy references and the papers' distributions."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -345,3 +347,111 @@ def test_bad_inputs():
         Mixup(num_classes=2)({"images": images, "label": np.array([0, 1])})
     with pytest.raises(ValueError, match=r"Mixup expects \(images, labels\)"):
         Mixup(num_classes=2)(images)
+
+
+BAD_CLASS_INDICES = [
+    pytest.param(np.array([0, 1, 10, 2]), "[10]", id="too_large"),
+    pytest.param(np.array([0, -1, 2, 3]), "[-1]", id="negative"),
+    pytest.param(np.array([0.0, 2.5, 1.0, 3.0], "float32"), "[2.5]", id="fraction"),
+    pytest.param(np.array([[0], [1], [12], [2]]), "[12]", id="column"),
+]
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("labels, bad", BAD_CLASS_INDICES)
+@pytest.mark.parametrize("training", [True, False])
+def test_invalid_class_indices_fail_in_eager_calls(labels, bad, training):
+    images = np.zeros((4, 4, 4, 3), "float32")
+    message = (
+        r"Mixup got class-index labels outside \[0, 10\) or not integers "
+        rf"\(num_classes=10\)\. Received: invalid labels {re.escape(bad)}"
+    )
+    with pytest.raises(ValueError, match=message):
+        Mixup(num_classes=10)(images, labels, training=training)
+
+
+@pytest.mark.parametrize("labels, bad", BAD_CLASS_INDICES)
+def test_invalid_class_indices_fail_in_tf_data(labels, bad):
+    images = np.zeros((4, 4, 4, 3), "float32")
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"Mixup got class-index labels outside \[0, 10\) or not integers",
+    ):
+        list(ds.map(Mixup(num_classes=10, seed=0)))
+    # Valid labels of the same dtype pass.
+    good = np.where((labels >= 0) & (labels < 10), np.floor(labels), 0)
+    ds = tf.data.Dataset.from_tensor_slices((images, good.astype(labels.dtype)))
+    assert len(list(ds.batch(2).map(Mixup(num_classes=10, seed=0)))) == 2
+
+
+def _compiled_mixup(layer):
+    """`layer` on (images, labels), compiled by XLA on this backend."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        state = [v.value for v in layer.non_trainable_variables]
+
+        @jax.jit
+        def run(images, labels):
+            return layer.stateless_call([], state, (images, labels))[0]
+
+        return run
+    return tf.function(lambda x, y: layer(x, y), jit_compile=True)
+
+
+@only_backends("tensorflow", "jax")
+def test_invalid_class_indices_give_nan_rows_under_xla():
+    # XLA cannot raise on values: the bad label's row is NaN, so is the row mixed
+    # with it (sample 3 is paired with sample 2), and the loss would be NaN.
+    images = np.zeros((6, 4, 4, 3), "float32")
+    labels = np.array([0, 1, 7, 2, 1, 0])
+    _, mixed = _compiled_mixup(Mixup(alpha=1.0, num_classes=3, seed=1))(images, labels)
+    mixed = _np(mixed)
+    assert np.isnan(mixed[[2, 3]]).all()
+    assert np.isfinite(mixed[[0, 1, 4, 5]]).all()
+    np.testing.assert_allclose(mixed[[0, 1, 4, 5]].sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.smoke
+def test_batch_size_mismatch_fails():
+    images = np.zeros((8, 4, 4, 3), "float32")
+    with pytest.raises(
+        ValueError,
+        match=r"Mixup needs one label \(and sample weight\) per image: the batch sizes "
+        r"differ\. Received: images.shape=\(8, 4, 4, 3\), labels.shape=\(5,\)",
+    ):
+        Mixup(num_classes=10)(images, np.arange(5))
+    with pytest.raises(ValueError, match=r"labels.shape=\(8, 10\), sample_weight"):
+        Mixup(num_classes=10)(images, np.eye(10)[np.arange(8) % 10], np.ones(3))
+
+
+def test_batch_size_mismatch_fails_in_tf_data():
+    # Batches of 4 images with batches of 3 labels: unknown (None) batch sizes when
+    # the map is traced, so the check runs with the pipeline.
+    images = tf.data.Dataset.from_tensor_slices(np.zeros((8, 4, 4, 3), "float32"))
+    labels = tf.data.Dataset.from_tensor_slices(np.arange(6) % 3)
+    ds = tf.data.Dataset.zip((images.batch(4), labels.batch(3)))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"the batch sizes differ.*labels vs images",
+    ):
+        list(ds.map(Mixup(num_classes=3, seed=0)))
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+def test_inside_a_model_is_refused(functional):
+    message = (
+        r"it mixes the labels with the images, so it belongs in the input pipeline "
+        r"\(`dataset.map\(mixup\)`\), not in a model, which sees the images alone\. "
+        r"Received: one tensor of shape \(None, 8, 8, 3\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        if functional:
+            inputs = keras.Input((8, 8, 3))
+            keras.Model(inputs, Mixup(num_classes=3)(inputs))
+        else:
+            keras.Sequential(
+                [keras.Input((8, 8, 3)), Mixup(num_classes=3), keras.layers.Flatten()]
+            )

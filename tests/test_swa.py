@@ -1,5 +1,6 @@
 """Stochastic Weight Averaging and BatchNormalization re-calibration."""
 
+import json
 import os
 
 import keras
@@ -9,6 +10,9 @@ import pytest
 from keras_trainplus.callbacks import StochasticWeightAveraging
 from keras_trainplus.callbacks import recalibrate_batch_norm
 from tests.helpers.backend import compile_modes
+from tests.helpers.callbacks import Interrupt
+from tests.helpers.callbacks import assert_mid_epoch_resume_warns
+from tests.helpers.callbacks import assert_rejected_before_training
 from tests.helpers.config import assert_config_roundtrip
 
 
@@ -229,7 +233,7 @@ def test_warns_without_recalibration_data(rng):
         ),
         (
             {"start_epoch": 1, "backup_dir": ""},
-            r"Argument `backup_dir` must be None or a non-empty path",
+            r"Argument `backup_dir` must be a non-empty path \(str or pathlib.Path\) or None",
         ),
     ],
 )
@@ -272,19 +276,6 @@ def test_config_roundtrip():
     )
 
 
-class Interrupt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.at = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == self.at and batch == 1:
-            raise RuntimeError("interrupted (simulated)")
-
-
 def test_resume_with_backup_and_restore(tmp_path, rng):
     # 7 epochs, averaging from epoch 2; the first run dies inside epoch 4, after the
     # average of epochs 2 and 3 was saved. The resumed run re-does epoch 4.
@@ -315,7 +306,7 @@ def test_resume_with_backup_and_restore(tmp_path, rng):
                 keras.callbacks.BackupAndRestore(backup),
                 first,
                 StochasticWeightAveraging(2, 0.1, backup_dir=swa_backup),
-                Interrupt(4),
+                Interrupt(4, 1),
             ],
         )
     assert len(first.weights) == 4
@@ -344,3 +335,128 @@ def test_resume_with_backup_and_restore(tmp_path, rng):
     assert os.listdir(swa_backup) == []
     # The restored checkpoint held the SWA rate; the original one is given back.
     np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.2, rtol=1e-7)
+
+
+class Block(keras.layers.Layer):
+    """A custom layer holding Dense + BatchNormalization (not in `model.layers`)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(units)
+        self.norm = keras.layers.BatchNormalization()
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+        self.norm.build((*input_shape[:-1], self.dense.units))
+
+    def call(self, inputs, training=None):
+        return self.norm(self.dense(inputs), training=training)
+
+
+def nested_bn_model(functional):
+    if functional:
+        inputs = keras.Input((4,))
+        hidden = keras.layers.ReLU()(Block(5)(inputs))
+        return keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    return keras.Sequential([keras.Input((4,)), Block(5), keras.layers.ReLU()])
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+def test_recalibrate_finds_batch_norm_inside_custom_layers(rng, functional):
+    x = rng.normal(loc=1.5, scale=2.0, size=(40, 4)).astype("float32")
+    model = nested_bn_model(functional)
+    block = next(layer for layer in model.layers if isinstance(layer, Block))
+    block.dense.set_weights(
+        [rng.normal(size=(4, 5)).astype("float32"), np.zeros(5, "float32")]
+    )
+
+    assert recalibrate_batch_norm(model, x, batch_size=16) == 3
+
+    kernel, bias = (w.astype(np.float64) for w in block.dense.get_weights())
+    means, variances = [], []
+    for start in range(0, 40, 16):
+        h = x[start : start + 16].astype(np.float64) @ kernel + bias
+        means.append(len(h) * h.mean(axis=0))
+        variances.append(len(h) * h.var(axis=0))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(block.norm.moving_mean),
+        np.sum(means, axis=0) / 40,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(block.norm.moving_variance),
+        np.sum(variances, axis=0) / 40,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_swa_warns_about_batch_norm_inside_custom_layers(rng):
+    x, y = regression_data(rng, 16)
+    model = nested_bn_model(functional=True)
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    with pytest.warns(UserWarning, match="pass `recalibration_data`"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[StochasticWeightAveraging(1)])
+
+
+def test_backup_dir_accepts_a_path_and_stores_a_string(tmp_path):
+    swa = StochasticWeightAveraging(1, backup_dir=tmp_path / "swa")
+    config = swa.get_config()
+    assert config["backup_dir"] == str(tmp_path / "swa")
+    json.dumps(config)
+    assert_config_roundtrip(swa)
+
+
+def test_unusable_backup_dir_fails_when_training_begins(tmp_path, rng):
+    x, y = regression_data(rng, 8)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert_rejected_before_training(
+        lambda callbacks: model.fit(
+            x,
+            y,
+            epochs=3,
+            verbose=0,
+            callbacks=[*callbacks, StochasticWeightAveraging(1, backup_dir=target)],
+        ),
+        "backup_dir",
+        target,
+        "it is an existing file",
+    )
+
+
+@pytest.mark.parametrize("save_freq", ["epoch", 1])
+def test_resume_from_a_mid_epoch_backup_warns(tmp_path, rng, save_freq):
+    # 4 steps per epoch, averaging from epoch 1; interrupted after batch 1 of epoch 3
+    # (step 14): with a backup every step, Keras resumes at epoch 3 from step 14.
+    x, y = regression_data(rng)
+    backup, swa_backup = str(tmp_path / "backup"), tmp_path / "swa"
+
+    def run(callbacks):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+        model.fit(
+            x,
+            y,
+            batch_size=12,
+            epochs=5,
+            shuffle=False,
+            verbose=0,
+            callbacks=[
+                keras.callbacks.BackupAndRestore(backup, save_freq=save_freq),
+                StochasticWeightAveraging(1, backup_dir=swa_backup),
+                *callbacks,
+            ],
+        )
+
+    assert_mid_epoch_resume_warns(
+        run,
+        Interrupt(3, 1),
+        save_freq,
+        "StochasticWeightAveraging: training resumes at the start of epoch 3 with "
+        "the optimizer at step 14, where an epoch boundary implies step 12",
+    )
