@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_trainplus.callbacks import EarlyStopping
+from tests.helpers import tolerance
 from tests.helpers.callbacks import EpochCounter
 from tests.helpers.callbacks import Interrupt
 from tests.helpers.callbacks import assert_mid_epoch_resume_warns
@@ -248,10 +249,9 @@ def test_fit_stops_on_patience_and_restores_best():
         4,
         1,
     )
-    # kernel after epoch 1 of k <- k + 0.3 (2 - k), computed in float64
-    np.testing.assert_allclose(
-        model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6
-    )
+    # kernel after epoch 1 of k <- k + 0.3 (2 - k), computed in float64: two float32
+    # steps of ~4 roundings each at the scale 2 of the target
+    tolerance.assert_close(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), 8, scale=2)
 
 
 def test_one_instance_serves_two_fits():
@@ -307,9 +307,7 @@ def test_resume_with_backup_and_restore(tmp_path):
         1,
     )
     assert second.restored_epoch == 1
-    np.testing.assert_allclose(
-        model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), rtol=1e-6
-    )
+    tolerance.assert_close(model.get_weights()[0][0, 0], 2 * (1 - 0.7**2), 8, scale=2)
     assert not os.path.exists(backup)
 
 

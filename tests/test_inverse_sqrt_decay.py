@@ -46,8 +46,9 @@ def test_bounded_monotone_and_continuous_at_the_timescale(initial, timescale):
     schedule = InverseSqrtDecay(initial, timescale=timescale)
     steps = np.geomspace(1, 100 * timescale, 64).round()
     values = helpers.evaluate(schedule, steps, dtype="float32")
-    assert np.all(values <= initial * (1 + 1e-6)) and np.all(values > 0)
-    assert np.all(np.diff(values) <= 1e-6 * initial)
+    rtol = helpers.RTOL
+    assert np.all(values <= initial * (1 + rtol)) and np.all(values > 0)
+    assert np.all(np.diff(values) <= rtol * initial)
     around = helpers.evaluate(
         schedule,
         [timescale * (1 - 1e-4), timescale, timescale * (1 + 1e-4)],
