@@ -137,8 +137,9 @@ def test_slow_weights_start_from_the_values_at_build():
     variable.assign(np.full(3, 5.0, "float32"))
     for _ in range(2):
         optimizer.apply([keras.ops.ones(3)], [variable])
-    # theta after 2 SGD steps: 5 - 2 = 3; phi = 2 + 0.5 (3 - 2) = 2.5.
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), 2.5)
+    # theta after 2 SGD steps: 5 - 2 = 3; phi = 2 + 0.5 (3 - 2) = 2.5. Exact on any
+    # CPU: every operand and result is a float32 number, so nothing rounds.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), 2.5)
 
 
 @pytest.mark.smoke
@@ -229,15 +230,18 @@ def test_learning_rate_callbacks_drive_the_inner_optimizer(rng):
         ),
     ]
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=callbacks)
-    np.testing.assert_allclose(seen, [0.1, 0.05, 0.1 / 3], rtol=1e-6)
+    # The callback's Python floats, assigned to the float32 rate: rounded once,
+    # correctly on any CPU, so exactly.
+    np.testing.assert_array_equal(seen, np.float32([0.1, 0.05, 0.1 / 3]))
 
     plateau = keras.callbacks.ReduceLROnPlateau(
         monitor="loss", factor=0.5, patience=0, min_delta=1e9
     )
     # The first epoch sets the best loss, each later one fails to beat it by 1e9.
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[plateau])
-    np.testing.assert_allclose(
-        float(keras.ops.convert_to_numpy(inner.learning_rate)), 0.1 / 3 / 4, rtol=1e-6
+    # Halving a float32 number is exact.
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(inner.learning_rate), np.float32(0.1 / 3) / 4
     )
 
 
@@ -246,11 +250,11 @@ def test_swap_slow_weights_twice_restores():
     optimizer = ktp.optimizers.LookAhead(keras.optimizers.SGD(1.0), 3, 0.5)
     for _ in range(4):
         optimizer.apply([keras.ops.ones(2)], [variable])
-    # theta: -1 -2 -3 -> sync phi = -1.5 = theta -> -2.5
+    # theta: -1 -2 -3 -> sync phi = -1.5 = theta -> -2.5 (exact: no rounding).
     optimizer.swap_slow_weights()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), -1.5)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), -1.5)
     optimizer.swap_slow_weights()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), -2.5)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), -2.5)
     with pytest.raises(ValueError, match="needs a built optimizer"):
         ktp.optimizers.LookAhead("sgd").swap_slow_weights()
 

@@ -420,7 +420,7 @@ def test_invalid_class_indices_give_nan_rows_under_xla():
     mixed = _np(mixed)
     assert np.isnan(mixed[[2, 3]]).all()
     assert np.isfinite(mixed[[0, 1, 4, 5]]).all()
-    np.testing.assert_allclose(mixed[[0, 1, 4, 5]].sum(axis=1), 1.0, atol=1e-6)
+    tolerance.assert_close(mixed[[0, 1, 4, 5]].sum(axis=1), 1.0, BLEND_ULPS)
 
 
 @pytest.mark.smoke

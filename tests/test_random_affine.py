@@ -83,8 +83,12 @@ def test_matches_scipy_affine_transform(fill_mode):
         ],
         axis=-1,
     )
-    assert contract.psnr(out[8:-8, 8:-8], reference[8:-8, 8:-8]) > 70
-    assert contract.psnr(out, reference) > 40
+    # Float32 rounding only, inside and across the border (each fill mode is
+    # scipy's): the map's coordinates up to the largest it reaches, the read.
+    ys, xs = np.mgrid[0:96, 0:128]
+    points = m @ np.stack([ys.ravel(), xs.ravel(), np.ones(ys.size)])
+    ulps = tolerance.sampling_ulps(np.abs(points[:2]).max())
+    tolerance.assert_close(out, reference, ulps, scale=image)
 
 
 def test_matches_skimage_warp_nearest():

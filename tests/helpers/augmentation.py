@@ -19,13 +19,20 @@ def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-def assert_same_resampling(actual, desired, images):
-    """Two float32 resamplings of `images` with the same draws agree to
-    `tolerance.sampling_ulps` of the images' largest side, at their scale: the
-    source coordinates and the interpolation may round differently (layout, batch
-    size, fusion), never by a pixel."""
+def assert_same_resampling(actual, desired, images, max_coordinate=None):
+    """Two float32 bilinear resamplings of `images` with the same draws agree.
+
+    Their source coordinates and interpolation may round differently (layout, batch
+    size, fusion, kernels), never by a pixel: each is within
+    `tolerance.sampling_ulps(max_coordinate)` of the exact resampling at the images'
+    scale, so they are within twice that of each other. `max_coordinate` is the
+    largest |coordinate| the maps reach; it defaults to twice the images' largest
+    side (the layers of the tests read at most a side beyond the border).
+    """
     images = np.asarray(images)
-    ulps = tolerance.sampling_ulps(max(images.shape[-3:]))  # either layout
+    if max_coordinate is None:
+        max_coordinate = 2 * max(images.shape[-3:])  # either layout
+    ulps = 2 * tolerance.sampling_ulps(max_coordinate)
     tolerance.assert_close(actual, desired, ulps, scale=images)
 
 

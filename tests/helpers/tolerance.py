@@ -50,9 +50,14 @@ def sampling_ulps(max_coordinate):
     box; folding by reflect, wrap or clamp) takes a few float32 operations, each
     off by half a unit of |c|: the read point moves by up to ~4 |c| EPS32 pixels,
     which moves a bilinear value by that times the largest step between neighbours
-    (at most the image's scale), or, rarely, a nearest read to the next pixel's
-    value. The interpolation itself (weights 1 - f, two products per axis, the sums)
-    adds ~6 units. `max_coordinate` is the largest |c| (in pixels) the test samples.
+    (at most the image's scale). The interpolation itself (`a + f (b - a)` per axis:
+    the weight, a difference, a product and a sum, twice) adds ~6 units.
+    `max_coordinate` is the largest |c| (in pixels) the test samples.
+
+    A nearest read is not covered: it moves a whole pixel when the exact point lies
+    within that distance of a half-integer. Nearest reads are compared where the
+    coordinates are inputs (one rounding of `c + 0.5`, the same on every CPU) or
+    where the test counts the reads that moved.
     """
     return 4 * float(max_coordinate) + 6
 
