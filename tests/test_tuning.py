@@ -624,3 +624,21 @@ def test_tensorboard_hook_runs_only_with_a_tensorboard_callback(monkeypatch):
     board = keras.callbacks.TensorBoard(log_dir="unused")
     tuner._configure_tensorboard_dir([board], trial=None)
     assert calls == [1]
+
+
+def test_compat_tensorboard_hook_is_the_one_keras_tuner_calls():
+    """The private KerasTuner hook overridden in `_compat` still exists and is what
+    `run_trial` calls, so the override keeps taking effect."""
+    import inspect
+
+    from keras_trainplus import _compat
+
+    hook = "_configure_tensorboard_dir"
+    assert callable(getattr(keras_tuner.Tuner, hook))
+    assert f"self.{hook}(" in inspect.getsource(keras_tuner.Tuner.run_trial)
+    for tuner_class in (_tuners.RandomSearch, _tuners.GridSearch):
+        assert tuner_class.__mro__[1] is _compat.TensorBoardOnDemandTuner
+        assert (
+            getattr(tuner_class, hook)
+            is _compat.TensorBoardOnDemandTuner.__dict__[hook]
+        )

@@ -102,8 +102,13 @@ def _dtype(params):
     return "float64" if dtype == np.float64 else "float32"
 
 
-def keras_trajectory(optimizer, problem, steps, mode="eager"):
+def keras_trajectory(optimizer, problem, steps, mode="eager", before_step=None):
     """Runs `optimizer` on `problem` and returns the parameters after each step.
+
+    Args:
+        before_step: optional `before_step(t, optimizer)`, called before step `t`
+            (from 1) with the optimizer's variables up to date, e.g. to assign one
+            of them; the compiled step is not retraced for it.
 
     Returns:
         A list of `steps` lists of float64 NumPy arrays.
@@ -125,7 +130,12 @@ def keras_trajectory(optimizer, problem, steps, mode="eager"):
 
         params = [v.value for v in variables]
         state = [v.value for v in optimizer.variables]
-        for _ in range(steps):
+        for t in range(1, steps + 1):
+            if before_step is not None:
+                for variable, value in zip(optimizer.variables, state):
+                    variable.assign(value)
+                before_step(t, optimizer)
+                state = [v.value for v in optimizer.variables]
             params, state = step(params, state)
             trajectory.append([np.asarray(p, dtype=np.float64) for p in params])
         for variable, value in zip(optimizer.variables, state):
@@ -142,7 +152,9 @@ def keras_trajectory(optimizer, problem, steps, mode="eager"):
         import tensorflow as tf
 
         step = tf.function(step, jit_compile=(mode == "xla"))
-    for _ in range(steps):
+    for t in range(1, steps + 1):
+        if before_step is not None:
+            before_step(t, optimizer)
         step()
         trajectory.append(
             [keras.ops.convert_to_numpy(v).astype(np.float64) for v in variables]
