@@ -3,13 +3,14 @@
 import keras
 from keras import ops
 
+from keras_trainplus import _validation
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
 
 METHODS = ("probabilities", "logits", "vote")
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class AveragingEnsemble(keras.Model):
     """A model that averages the predictions of several member models.
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_trainplus import _validation
 from keras_trainplus._validation import check_bool
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
@@ -10,7 +11,7 @@ from keras_trainplus._validation import check_number
 CROPS = (None, "center", "five")
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class TestTimeAugmentation(keras.Model):
     """Averages an image model's predictions over flipped, cropped and scaled views.
 

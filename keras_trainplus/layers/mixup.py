@@ -8,7 +8,7 @@ from keras_trainplus.layers._base import BaseAugmentation
 from keras_trainplus.layers._beta import symmetric_beta
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class Mixup(BaseAugmentation):
     """Mixup and CutMix: trains on mixtures of pairs of samples and of their labels.
 

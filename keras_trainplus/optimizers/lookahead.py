@@ -9,7 +9,7 @@ from keras_trainplus import _validation
 from keras_trainplus.optimizers import _common
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class LookAhead(keras.optimizers.Optimizer):
     """Wraps any optimizer; every `sync_period` steps, moves weights to slow weights.
 

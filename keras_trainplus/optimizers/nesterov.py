@@ -7,7 +7,7 @@ from keras_trainplus import _validation
 from keras_trainplus.optimizers import _common
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class Nesterov(keras.optimizers.Optimizer):
     """Stochastic gradient descent with Nesterov momentum (change-of-variables form).
 

@@ -16,7 +16,7 @@ _BERNOULLI_SERIES = (1 / 12, -1 / 720, 1 / 30240, -1 / 1209600, 1 / 47900160)
 _SERIES_LIMIT = 0.5
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class RAdam(keras.optimizers.Optimizer):
     """Rectified Adam: Adam whose adaptive step starts once its variance is tractable.
 

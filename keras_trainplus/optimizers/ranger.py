@@ -9,7 +9,7 @@ from keras_trainplus.optimizers.lookahead import LookAhead
 from keras_trainplus.optimizers.radam import RAdam
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class Ranger(LookAhead):
     """RAdam + LookAhead + gradient centralization, as the original Ranger release.
 
