@@ -14,9 +14,9 @@ same total number of training epochs for every method:
   of the epochs at a lower rate (`StochasticWeightAveraging`).
 
 A reference row trains M independent models for the full budget each (M times the
-cost), the setting behind the lecture's "ensembles add about 2%". Test accuracy is
-reported as mean and standard deviation over the seeds, and the table is written
-into the `ensembles` section of BENCHMARKS.md.
+cost), the setting behind the "ensembles add about 2%" of Stanford CS231n's notes.
+Test accuracy is reported as mean and standard deviation over the seeds, and the
+table is written into the `ensembles` section of BENCHMARKS.md.
 
 Usage:
     python examples/ensembles.py                 # digits, 3 seeds, writes BENCHMARKS.md
@@ -270,9 +270,9 @@ Measured by `python examples/ensembles.py` on {platform.machine()} /
 {elapsed / 60:.1f} min.
 
 Gain over the single model, mean ± standard deviation over seeds of the per-seed
-difference: {gains(all_results, "single model")}. The lecture claims about +2 points
-for ensembles. One test image is {100 / test_size:.2f} points here ({test_size} test
-images per seed).
+difference: {gains(all_results, "single model")}. Stanford CS231n's notes report
+about +2 points for ensembles of independently trained models. One test image is
+{100 / test_size:.2f} points here ({test_size} test images per seed).
 """
     if not args.no_write:
         write_section(text)

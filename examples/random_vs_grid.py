@@ -1,6 +1,6 @@
 """Random search vs grid search at an equal trial budget (Bergstra & Bengio 2012).
 
-The lecture's claim: with the same number of trials, random search finds better
+The paper's claim: with the same number of trials, random search finds better
 hyperparameters than a grid, because only a few hyperparameters matter and a grid
 of `k^d` points tries only `k` distinct values of each, whereas `n` random trials
 try `n` distinct values of every one.

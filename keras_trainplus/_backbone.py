@@ -26,8 +26,10 @@ _WILDCARDS = frozenset("*?[")
 # - `conv2_block1_*` (KerasCV DenseNet, keras.applications ResNet/DenseNet);
 # - `dark3_*` (KerasCV CSPDarkNet);
 # - `block2a_*` (EfficientNet, EfficientNetV2: digit = stage, letter = block);
-# - `block_5_*` (keras.applications MobileNetV2: one group per block) and
-#   `block3_*` (keras.applications VGG: one group per stage);
+# - `block_5_*` (keras.applications MobileNetV2: one group per block),
+#   `block_1_0` (KerasHub MobileNetBackbone: `block_<stage>_<block>`, one group per
+#   stage, the final `ConvBnActBlock` a group of its own) and `block3_*`
+#   (keras.applications VGG: one group per stage);
 # - `expanded_conv_3_*` (MobileNetV3 in KerasCV and keras.applications: one group
 #   per inverted-residual block, the first one has no number).
 _STAGE_PATTERNS = (

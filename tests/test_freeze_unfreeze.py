@@ -685,6 +685,8 @@ BACKBONE_GROUPS = {
     "keras_cv.EfficientNetV2Backbone": (2, "block2a_"),
     "keras_hub.ResNetBackbone": (2, "stack1_block0_1_pad"),
     "keras_hub.DenseNetBackbone": (2, "stack2_block1_1_bn"),
+    # stem + depthwise block, one group per inverted-residual stage, the last conv
+    "keras_hub.MobileNetBackbone": (4, "block_3_0"),
     "keras.applications.MobileNetV3Small": (11, "expanded_conv_10_expand"),
 }
 

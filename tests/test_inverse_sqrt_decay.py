@@ -34,7 +34,7 @@ def test_matches_closed_form(initial, timescale):
     helpers.assert_schedule_equals(schedule, steps, want)
 
 
-def test_timescale_one_is_the_lectures_rule():
+def test_timescale_one_is_the_plain_inverse_sqrt_rule():
     schedule = InverseSqrtDecay(0.3)
     steps = np.arange(1, 200)
     helpers.assert_matches(helpers.evaluate(schedule, steps), 0.3 / np.sqrt(steps))

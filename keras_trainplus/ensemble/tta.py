@@ -15,12 +15,12 @@ CROPS = (None, "center", "five")
 class TestTimeAugmentation(keras.Model):
     """Averages an image model's predictions over flipped, cropped and scaled views.
 
-    The lecture's test-time recipe (Krizhevsky et al. 2012; He et al. 2016, ResNet):
-    evaluate the network on a fixed set of crops and scales of each test image, with
-    their horizontal mirror images, and average the predictions. For an input image
-    `x` (NHWC, larger than or equal to the model's input size `h x w`) the views are,
-    for each factor `s` in `scales`, `x` resized to `round(s H) x round(s W)`
-    (bilinear, `keras.ops.image.resize`), then
+    The test-time recipe of Krizhevsky et al. 2012 (AlexNet) and He et al. 2016
+    (ResNet): evaluate the network on a fixed set of crops and scales of each test
+    image, with their horizontal mirror images, and average the predictions. For an
+    input image `x` (NHWC, larger than or equal to the model's input size `h x w`)
+    the views are, for each factor `s` in `scales`, `x` resized to
+    `round(s H) x round(s W)` (bilinear, `keras.ops.image.resize`), then
 
     - `crops=None`: the resized image itself (it must then be `h x w`);
     - `crops="center"`: its central `h x w` crop;

@@ -11,7 +11,7 @@ from keras_trainplus.schedules import _common
 class InverseSqrtDecay(keras.optimizers.schedules.LearningRateSchedule):
     """The rate decays as `1 / sqrt(t)` after `timescale` steps.
 
-    The lecture's `lr(t) = lr_0 / sqrt(t)` without its singularity at `t = 0`, as
+    The rule `lr(t) = lr_0 / sqrt(t)` without its singularity at `t = 0`, as
     used after the warm-up of the Transformer (Vaswani et al. 2017,
     arXiv:1706.03762) and in T5/big_vision (`rsqrt` schedules):
 

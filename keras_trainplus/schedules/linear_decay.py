@@ -10,7 +10,7 @@ from keras_trainplus.schedules import _decay
 class LinearDecay(_decay.FiniteDecay):
     """A straight line from `initial_learning_rate` down to `final_learning_rate`.
 
-    The lecture's `lr(t) = lr_0 (1 - t / T)` with a floor. With `T = decay_steps`:
+    The linear decay `lr(t) = lr_0 (1 - t / T)` with a floor. With `T = decay_steps`:
 
     ```
     lr(t) = final + (initial - final) * (T - min(t, T)) / T

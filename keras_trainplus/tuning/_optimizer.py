@@ -34,8 +34,9 @@ def optimizer(
 ):
     """Samples an optimizer family and its hyperparameters, and builds the optimizer.
 
-    Section 5 of the lecture: "search learning rates and weight decay on a log
-    scale". The hyperparameters registered in `hp` are
+    Learning rates and weight decay are searched on a log scale (Bergstra &
+    Bengio 2012, "Random Search for Hyper-Parameter Optimization"). The
+    hyperparameters registered in `hp` are
 
     | name | range (defaults) | sampling | active when |
     |---|---|---|---|

@@ -15,7 +15,7 @@ def _check_name(name):
 def dropout_rate(hp, rate=(0.0, 0.5), grid_size=None, name="dropout_rate"):
     """Samples a dropout rate, uniformly in `[0, 0.5]` by default.
 
-    Lecture section 3: dropout zeroes each unit with probability `p`, 0.5 being
+    Dropout zeroes each unit with probability `p`, 0.5 being
     the usual choice for fully-connected layers; smaller rates suit convolutional
     layers. Use it as `keras.layers.Dropout(ktp.tuning.dropout_rate(hp))`; give
     each layer its own `name` to search their rates independently.

@@ -41,8 +41,9 @@ def learning_rate_schedule(
 ):
     """Samples a learning-rate schedule kind and its hyperparameters, and builds it.
 
-    Lecture section 2: start with a large learning rate and decay it over time,
-    often after a short linear warm-up. The hyperparameters registered in `hp` are
+    The usual recipe: start with a large learning rate and decay it over time,
+    often after a short linear warm-up (Goyal et al. 2017). The hyperparameters
+    registered in `hp` are
 
     | name | range (defaults) | sampling | active when |
     |---|---|---|---|

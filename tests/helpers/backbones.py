@@ -104,6 +104,29 @@ def keras_hub_densenet():
     )
 
 
+def keras_hub_mobilenet():
+    import keras_hub
+
+    return keras_hub.models.MobileNetBackbone(
+        stackwise_expansion=[[40, 56], [64, 144]],
+        stackwise_num_blocks=[2, 2],
+        stackwise_num_filters=[[8, 8], [16, 16]],
+        stackwise_kernel_size=[[3, 3], [3, 3]],
+        stackwise_num_strides=[[2, 1], [2, 1]],
+        stackwise_se_ratio=[[None, None], [0.25, 0.25]],
+        stackwise_activation=[["relu", "relu"], ["hard_swish", "hard_swish"]],
+        stackwise_padding=[[1, 1], [1, 1]],
+        output_num_filters=32,
+        depthwise_filters=8,
+        depthwise_stride=2,
+        depthwise_residual=False,
+        last_layer_filter=32,
+        squeeze_and_excite=0.5,
+        image_shape=IMAGE_SHAPE,
+        input_num_filters=8,
+    )
+
+
 def keras_applications_mobilenet_v3_small():
     return keras.applications.MobileNetV3Small(
         input_shape=IMAGE_SHAPE,
@@ -123,5 +146,6 @@ BUILDERS = {
     "keras_cv.EfficientNetV2Backbone": keras_cv_efficientnet_v2,
     "keras_hub.ResNetBackbone": keras_hub_resnet,
     "keras_hub.DenseNetBackbone": keras_hub_densenet,
+    "keras_hub.MobileNetBackbone": keras_hub_mobilenet,
     "keras.applications.MobileNetV3Small": keras_applications_mobilenet_v3_small,
 }

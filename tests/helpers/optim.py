@@ -30,8 +30,8 @@ from tests.helpers.backend import BACKEND
 class Quadratic:
     """`f(x, M) = 1/2 x^T D x - b^T x + 1/2 tr(M^T R M)`.
 
-    `D` is diagonal with eigenvalues spread over `condition` (1e3 by default): the
-    ill-conditioned valley of the lecture, whose float32 gradients are exact to
+    `D` is diagonal with eigenvalues spread over `condition` (1e3 by default): an
+    ill-conditioned valley (the case momentum methods are for), whose float32 gradients are exact to
     rounding, so that float32 and float64 trajectories may agree to float32
     precision. `R` is a rotated (non-diagonal) Hessian with condition 10, which
     couples the coordinates of the matrix parameter.
