@@ -12,6 +12,7 @@ from keras_trainplus.optimizers import LearningRateMultipliers
 from tests.helpers import tolerance
 from tests.helpers.backend import compile_modes
 from tests.helpers.backend import only_backends
+from tests.helpers.callbacks import Snapshots
 from tests.helpers.config import assert_config_roundtrip
 
 MODES = compile_modes()
@@ -59,21 +60,6 @@ def _images(rng, n=16):
     x = rng.normal(size=(n, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 3, size=(n,))
     return x, y
-
-
-class _Snapshots(keras.callbacks.Callback):
-    """Copies chosen variables at the start of fit and at every epoch end."""
-
-    def __init__(self, variables):
-        super().__init__()
-        self.variables = variables
-        self.epochs = []
-
-    def on_train_begin(self, logs=None):
-        self.initial = [_numpy(v) for v in self.variables]
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append([_numpy(v) for v in self.variables])
 
 
 def _backbone_state(backbone):
@@ -237,7 +223,7 @@ def test_frozen_then_unfrozen(mode, train_bn, rng):
     )
     weights, moving, affine = _backbone_state(backbone)
     head = model.get_layer("head").trainable_weights
-    snap = _Snapshots(weights + moving + affine + head)
+    snap = Snapshots(weights + moving + affine + head)
     x, y = _images(rng)
     callback = FreezeUnfreeze(backbone, freeze_epochs=2, train_bn=train_bn)
     model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[callback, snap])
@@ -267,7 +253,7 @@ def test_smoke_fit(rng):
         _scaled("adam"), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
     weights, moving, _ = _backbone_state(backbone)
-    snap = _Snapshots(weights + moving)
+    snap = Snapshots(weights + moving)
     x, y = _images(rng)
     model.fit(
         x,
@@ -289,7 +275,7 @@ def _layer_changes(model, callback, epochs, rng):
     backbone = model.get_layer("backbone")
     layers = [layer for layer in backbone.layers if layer.weights]
     variables = [v for layer in layers for v in layer.weights]
-    snap = _Snapshots(variables)
+    snap = Snapshots(variables)
     x, y = _images(rng)
     model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=[callback, snap])
     changes = []
@@ -400,7 +386,7 @@ def test_backbone_as_pattern_on_flat_model(rng):
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(h))
     model.compile(_scaled("sgd", backbone="base_*"), "mse")
     base = [model.get_layer("base_dense1"), model.get_layer("base_dense2")]
-    snap = _Snapshots([v for layer in base for v in layer.weights])
+    snap = Snapshots([v for layer in base for v in layer.weights])
     x = rng.normal(size=(8, 6)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     callback = FreezeUnfreeze("base_*", freeze_epochs=1)
@@ -551,7 +537,7 @@ def test_mixed_precision_loss_scale_optimizer(mode, rng):
     )
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     weights, moving, _ = _backbone_state(backbone)
-    snap = _Snapshots(weights + moving)
+    snap = Snapshots(weights + moving)
     x, y = _images(rng)
     callback = FreezeUnfreeze(
         backbone, freeze_epochs=1, backbone_learning_rate_multiplier=0.5
@@ -704,7 +690,7 @@ def test_backbone_groups_and_top_group_unfreeze(name, rng):
         keras.losses.SparseCategoricalCrossentropy(True),
     )
     variables = backbone.weights
-    snap = _Snapshots(variables)
+    snap = Snapshots(variables)
     x = rng.normal(size=(4,) + backbone.input_shape[1:]).astype("float32")
     y = np.array([0, 1, 0, 1])
     count, top_first = BACKBONE_GROUPS[name]
@@ -831,7 +817,7 @@ def test_ranger(mixed, rng):
         keras.losses.SparseCategoricalCrossentropy(True),
     )
     weights, moving, _ = _backbone_state(backbone)
-    snap = _Snapshots(weights + moving)
+    snap = Snapshots(weights + moving)
     x, y = _images(rng)
     callback = FreezeUnfreeze(backbone, freeze_epochs=1)
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback, snap])
@@ -1113,7 +1099,7 @@ def test_gradual_unfreezing_with_layer_decay_on_a_keras_hub_backbone(rng):
         return callback
 
     variables = [v for v in backbone.weights if v.trainable]
-    snap = _Snapshots(variables)
+    snap = Snapshots(variables)
     callback = fit(model, 2, extra=[snap])
     top = {
         id(v) for n in callback.group_names[-1] for v in backbone.get_layer(n).weights

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_trainplus as ktp
 from tests.helpers.backbones import keras_hub_resnet
+from tests.helpers.callbacks import Snapshots
 
 README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
 
@@ -35,19 +36,6 @@ def _dataset(rng, count):
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
 
 
-class _BackboneSnapshots(keras.callbacks.Callback):
-    def __init__(self, backbone):
-        super().__init__()
-        self.backbone = backbone
-        self.epochs = []
-
-    def on_train_begin(self, logs=None):
-        self.initial = [np.array(v) for v in self.backbone.weights]
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append([np.array(v) for v in self.backbone.weights])
-
-
 def test_mixup_with_freeze_unfreeze_recipe_trains(rng):
     blocks = _freeze_unfreeze_blocks()
     recipe = [block for block in blocks if "Mixup" in block]
@@ -57,7 +45,7 @@ def test_mixup_with_freeze_unfreeze_recipe_trains(rng):
     inputs = keras.Input(backbone.input_shape[1:])
     features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
     model = keras.Model(inputs, keras.layers.Dense(5)(features))
-    snapshots = _BackboneSnapshots(backbone)
+    snapshots = Snapshots(backbone.weights)
     fits = []
     original_fit = model.fit
 

@@ -6,6 +6,7 @@ import re
 import warnings
 
 import keras
+import numpy as np
 import pytest
 
 
@@ -23,6 +24,25 @@ class Interrupt(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if (self.epoch, batch) == self.at:
             raise RuntimeError("interrupted (simulated)")
+
+
+class Snapshots(keras.callbacks.Callback):
+    """Copies chosen variables (as NumPy arrays) at the start of fit and at every
+    epoch end: `initial` and `epochs[i]`."""
+
+    def __init__(self, variables):
+        super().__init__()
+        self.variables = variables
+        self.epochs = []
+
+    def _copy(self):
+        return [np.array(keras.ops.convert_to_numpy(v.value)) for v in self.variables]
+
+    def on_train_begin(self, logs=None):
+        self.initial = self._copy()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(self._copy())
 
 
 class EpochCounter(keras.callbacks.Callback):
