@@ -22,14 +22,14 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
     with `mean_b`, `var_b` the batch mean and (biased) variance the layer computes
     in training mode, as Keras uses them in its own moving average. With equal batch
     sizes this is PyTorch's `torch.optim.swa_utils.update_bn` (a cumulative average,
-    `momentum=None`), except that Keras's batch variance is the biased one.
+    `momentum=None`), except that Keras's batch variance is the biased one. The
+    model runs in training mode, so Dropout is active, as in PyTorch. Weights other
+    than the moving statistics are not changed, and each layer's `momentum` is
+    restored at the end.
 
-    Keras updates the moving statistics as `m <- momentum m + (1 - momentum) s`; an
-    exponential average would weight the batches unequally, so the pass sets
-    `momentum = 0` (the layer then stores the batch statistics exactly), reads them
-    after each batch, averages them in float64 and restores `momentum` at the end.
-    The model runs in training mode, so Dropout is active, as in PyTorch. Weights
-    other than the moving statistics are not changed.
+    Reference:
+        Izmailov, Podoprikhin, Garipov, Vetrov & Wilson, "Averaging Weights Leads
+        to Wider Optima and Better Generalization", UAI 2018 (arXiv:1803.05407).
 
     Args:
         model: a Keras model (nested models and layers are searched too).
@@ -42,6 +42,14 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
 
     Returns:
         The number of batches used.
+
+    Example:
+
+    ```python
+    swa = keras_trainplus.callbacks.StochasticWeightAveraging(start_epoch=30)
+    model.fit(train_ds, epochs=40, callbacks=[swa])
+    keras_trainplus.callbacks.recalibrate_batch_norm(model, train_ds, steps=200)
+    ```
     """
     if steps is not None:
         steps = check_number("steps", steps, low=1, integer=True)
@@ -49,6 +57,10 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
     layers = batch_norm_layers(model)
     if not layers:
         return 0
+    # Keras updates the moving statistics as `m <- momentum m + (1 - momentum) s`,
+    # an exponential average that would weight the batches unequally: with
+    # `momentum = 0` the layer stores each batch's statistics exactly, which are
+    # read after every batch and averaged here in float64.
     momenta = [layer.momentum for layer in layers]
     totals = [None] * len(layers)
     count, batches = 0, 0

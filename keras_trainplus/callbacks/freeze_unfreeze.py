@@ -44,13 +44,12 @@ class FreezeUnfreeze(keras.callbacks.Callback):
     function of the epoch index, so `keras.callbacks.BackupAndRestore` (which saves
     the epoch) and `fit(initial_epoch=...)` resume with the right layers frozen.
 
-    Each phase change sets `layer.trainable` and rebuilds the train function
-    (`model.make_train_function(force=True)`): one retrace per phase change on
-    TensorFlow (graph and XLA) and JAX, none otherwise. The optimizer is the one
-    `fit` built on every trainable variable of the model, so the state of weights
-    that were already training (the head's Adam moments, LookAhead's slow weights)
-    is kept when the backbone joins; compile with the backbone trainable, this
-    callback freezes it before the first step.
+    Each phase change takes effect at the next step at the cost of one retrace of the
+    train step (TensorFlow graph and XLA, JAX); there is no other retracing. The
+    optimizer is the one `fit` built on every trainable variable of the model, so the
+    state of weights that were already training (the head's Adam moments, LookAhead's
+    slow weights) is kept when the backbone joins; compile with the backbone trainable,
+    this callback freezes it before the first step.
 
     Discriminative learning rate: the optimizer applies it. Compile with
     `keras_trainplus.optimizers.LearningRateMultipliers(optimizer, {backbone: m})`
@@ -219,6 +218,8 @@ class FreezeUnfreeze(keras.callbacks.Callback):
         if unfrozen == self.unfrozen_groups:
             return
         self._set_flags(unfrozen)
+        # The compiled step captured the old `trainable` flags: rebuild it, one
+        # retrace per phase change.
         self.model.make_train_function(force=True)
         self.unfrozen_groups = unfrozen
         if self.verbose:

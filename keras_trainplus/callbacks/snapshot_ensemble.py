@@ -54,11 +54,8 @@ class SnapshotEnsemble(ConfigMixin, keras.callbacks.Callback):
 
     Snapshots are whole models (`model.save()`, `.keras` format) named
     `snapshot-001.keras`, ..., with the permissions `model.save` gives, written
-    atomically and durably: each is saved to a hidden temporary file in
-    `directory`, flushed to disk and moved to its name with `os.replace`, so an
-    interruption mid-write leaves no partial snapshot and the previous snapshots
-    untouched (the temporary file a killed process leaves behind is removed when
-    the callback next starts). `directory` is checked when training begins
+    atomically: an interruption mid-write leaves no partial snapshot and the
+    previous snapshots untouched. `directory` is checked when training begins
     (created if missing, must accept a file), not at the first snapshot. A
     snapshot whose weights are not all finite (after a NaN loss) is skipped with a
     warning, so the ensemble never averages NaN.
@@ -268,6 +265,9 @@ class SnapshotEnsemble(ConfigMixin, keras.callbacks.Callback):
             )
             return
         path = self.snapshot_path(index)
+        # A hidden temporary file in `directory`, flushed to disk and moved to its
+        # name with `os.replace`; one a killed process left behind is removed when
+        # the callback next starts.
         with atomic_path(path) as temporary:
             model.save(temporary, overwrite=True)
         self._done.add(index)

@@ -30,20 +30,19 @@ class StochasticWeightAveraging(ConfigMixin, keras.callbacks.Callback):
         w_swa <- w_swa + (w_n - w_swa) / n,
 
     i.e. `w_swa` is the arithmetic mean of `w_1, ..., w_n` (the paper's update with
-    cycle length 1 epoch). The average is kept on the device as tensors and updated
-    once per epoch, outside the training step; at the end of training it is written
-    into the model's trainable variables.
+    cycle length 1 epoch). At the end of training the average is written into the
+    model's trainable variables.
 
     `keras.callbacks.BackupAndRestore` saves the model but not this average: give
     `backup_dir` and the callback saves its state (average and count) at the end of
-    every epoch, atomically and durably (temporary file flushed to disk, then
-    `os.replace`), keeping the last two epochs' states. When `fit` resumes at epoch
-    `e`, the state saved after epoch `e - 1` is loaded, so no epoch is lost or
-    counted twice. The files are deleted when training ends. `backup_dir` is
-    checked when training begins. A backup `BackupAndRestore` saved in the middle
-    of an epoch (`save_freq=<int>`) cannot be resumed exactly, because Keras
-    restarts that epoch from its first batch: the callback warns when the state it
-    loads does not match the restored optimizer's step counter.
+    every epoch, atomically (an interruption never leaves a partial file), keeping the
+    last two epochs' states. When `fit` resumes at epoch `e`, the state saved after
+    epoch `e - 1` is loaded, so no epoch is lost or counted twice. The files are deleted
+    when training ends. `backup_dir` is checked when training begins. A backup
+    `BackupAndRestore` saved in the middle of an epoch (`save_freq=<int>`) cannot be
+    resumed exactly, because Keras restarts that epoch from its first batch: the
+    callback warns when the state it loads does not match the restored optimizer's step
+    counter.
 
     Averaged weights invalidate the BatchNormalization moving statistics (they
     belong to none of the averaged models), so when `recalibration_data` is given
@@ -150,6 +149,8 @@ class StochasticWeightAveraging(ConfigMixin, keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch < self.start_epoch:
             return
+        # The average stays on the device as tensors, updated once per epoch outside
+        # the training step (no retracing, no host copy).
         weights = [v.value for v in self.model.trainable_variables]
         self.averaged_epochs += 1
         if self._average is None:

@@ -14,7 +14,7 @@ METHODS = ("probabilities", "logits", "vote")
 class AveragingEnsemble(keras.Model):
     """A model that averages the predictions of several member models.
 
-    Model ensembles (cs231n; Snapshot Ensembles, Huang et al. 2017,
+    Model ensembles (Stanford CS231n; Snapshot Ensembles, Huang et al. 2017,
     arXiv:1704.00109) train several models, or keep several snapshots of one run, and
     pool their predictions at test time. With member outputs `y_i` and weights `w_i`
     normalized to sum to 1 (equal weights `1/n` by default) the ensemble returns

@@ -1,5 +1,7 @@
-"""Image augmentation layers that run in `tf.data` under every backend and in models.
+"""keras_trainplus.layers: image augmentation layers for `tf.data` and models.
 
+Every layer runs in `tf.data` under every backend; all but `Mixup` (which mixes
+labels, so belongs in the input pipeline) also run inside compiled models.
 Geometric layers (`RandomAffine`, `RandomLensDistortion`, `RandomResizedCrop`,
 `RandomScaleCrop`, fused by `GeometricChain`) read each output pixel once; the crop
 layers also take encoded image files and decode a JPEG only inside the crop window.

@@ -33,11 +33,6 @@ class RandomAffine(GeometricAugmentation):
     drawn uniformly and independently per sample; a single number `f` means
     `(-f, f)`.
 
-    On TensorFlow (including `tf.data` under any backend) the resample runs in
-    TensorFlow's fused projective-transform kernel (`keras.ops.image.affine_transform`,
-    same coordinates and fill modes) except for `fill_mode="wrap"` and under XLA
-    (`jit_compile=True`, which cannot compile that kernel); elsewhere in
-    keras_trainplus's gather core. Both read each output pixel once.
 
     At inference (`training=False`) the layer is the identity.
 
@@ -154,6 +149,10 @@ class RandomAffine(GeometricAugmentation):
         return ys, xs, None
 
     def transform_images(self, images, transformation):
+        # On TensorFlow (`tf.data` under any backend included) the resample runs in
+        # TensorFlow's fused projective-transform kernel
+        # (`keras.ops.image.affine_transform`, same coordinates and fill modes);
+        # elsewhere in the gather core. Both read each output pixel once.
         # TensorFlow's kernel wraps with period `size - 1`, not `size` (the gather
         # core keeps "wrap" the same on every backend), and XLA cannot compile it.
         if (

@@ -22,9 +22,11 @@ class CosineDecay(_decay.FiniteDecay):
     stays at `final_learning_rate` after step `T`. This is the convention of optax's
     `cosine_decay_schedule(init_value, decay_steps, alpha=final / initial)` and of
     Keras's `CosineDecay(initial, decay_steps, alpha=final / initial)`, here with
-    the floor given as a rate rather than a fraction. The value is evaluated as
-    `final + (initial - final) * sin(pi (T - t) / (2 T)) ** 2` (the same number),
-    which keeps float32 precise near the end of the decay.
+    the floor given as a rate rather than a fraction.
+
+    Reference:
+        Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm
+        Restarts", ICLR 2017 (arXiv:1608.03983).
 
     Args:
         initial_learning_rate: float >= 0, the rate at step 0. Defaults to none
@@ -42,4 +44,6 @@ class CosineDecay(_decay.FiniteDecay):
     """
 
     def profile(self, remaining):
+        # Evaluated as `sin(pi (T - t) / (2 T)) ** 2`, the same number as
+        # `(1 + cos(pi t / T)) / 2`, which keeps float32 precise near the floor.
         return _common.cosine_fraction(remaining)

@@ -46,16 +46,17 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     that the peak never falls below `final_learning_rate` (timm's would, turning
     the cosine upside down).
 
-    The cycle index comes in-graph from the closed form
-    `i = floor(log(1 + t (m - 1) / T_0) / log(m))`, then is corrected against the
-    cycle starts, which are computed without subtraction (see
-    `_common.power_and_series`) so that integer cycle boundaries are exact in
-    float32: the rate restarts exactly at the steps `cycle_end_steps` returns.
-    Steps are exact as float32 up to `2 ** 24`. With a non-integer `cycle_mult`
-    the boundaries are fractional and carried in float32 (a relative error of
-    about `1e-7` of the step count), so close to such a fractional cycle end the
-    rate is off by up to about `1e-5 * initial_learning_rate`; integer and dyadic
-    boundaries are exact.
+    The rate restarts exactly at the steps `cycle_end_steps` returns when the
+    cycle boundaries are integers (steps up to `2 ** 24`). With a non-integer
+    `cycle_mult` the boundaries are fractional and carried in float32, so close
+    to such a fractional cycle end the rate is off by up to about
+    `1e-5 * initial_learning_rate`; integer and dyadic boundaries are exact.
+
+    References:
+        Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm
+        Restarts", ICLR 2017 (arXiv:1608.03983).
+        Huang, Li, Pleiss, Liu, Hopcroft & Weinberger, "Snapshot Ensembles: Train
+        1, Get M for Free", ICLR 2017 (arXiv:1704.00109).
 
     Args:
         initial_learning_rate: float >= 0, the rate at the start of the first cycle.
@@ -160,6 +161,11 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         step = _common.as_step(step)
         mult = self.cycle_mult
+        # The cycle index comes in-graph from the closed form
+        # `i = floor(log(1 + t (m - 1) / T_0) / log(m))`, then is corrected against
+        # the cycle starts, computed without subtraction (`power_and_series`) so
+        # that integer cycle boundaries are exact in float32 (steps are exact up to
+        # 2 ** 24; fractional boundaries carry a relative error of about 1e-7).
         # The true index is estimate - 1, estimate or estimate + 1: start one below
         # and count the (up to two) cycle starts at or before `step`.
         base = ops.clip(self._cycle_index_estimate(step) - 1.0, 0.0, self._largest_base)

@@ -27,9 +27,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     This equals `torch.optim.lr_scheduler.OneCycleLR(max_lr, total_steps=T,
     pct_start=p, div_factor, final_div_factor, anneal_strategy=anneal,
     three_phase=False)` at every step `0 <= t <= T - 1`. PyTorch raises past the
-    last step; here the rate stays at `lr_min` from step `T - 1` on. The cosine is
-    evaluated as `sin(pi (1 - x) / 2) ** 2` (the same number), which keeps float32
-    precise near `lr_min`.
+    last step; here the rate stays at `lr_min` from step `T - 1` on.
+
+    Reference:
+        Smith & Topin, "Super-Convergence: Very Fast Training of Neural Networks
+        Using Large Learning Rates", 2018 (arXiv:1708.07120).
 
     Args:
         max_learning_rate: float >= 0, the peak rate. Defaults to none (required).
@@ -96,6 +98,8 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         climbed = step / warmup_end
         remaining = (last_step - step) / (last_step - warmup_end)
         if self.anneal == "cos":
+            # `(1 + cos(pi x)) / 2` evaluated as `sin(pi (1 - x) / 2) ** 2` (the same
+            # number), which keeps float32 precise near `lr_min`.
             climbed = _common.cosine_fraction(climbed)
             remaining = _common.cosine_fraction(remaining)
         rise = (

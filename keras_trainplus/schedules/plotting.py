@@ -13,7 +13,9 @@ def plot(schedule, steps, ax=None):
 
     Args:
         schedule: a `LearningRateSchedule` (or any callable of the step).
-        steps: an integer `n` (plots steps `0 .. n - 1`) or a 1-D sequence of steps.
+            Defaults to none (required).
+        steps: an integer `n` (plots steps `0 .. n - 1`) or a 1-D sequence of
+            steps. Defaults to none (required).
         ax: the matplotlib `Axes` to draw into. Defaults to `None` (the current
             axes, `matplotlib.pyplot.gca()`).
 
