@@ -30,17 +30,18 @@ class Nesterov(keras.optimizers.Optimizer):
          = x~ + rho_{t+1} v - lr * g
     ```
 
-    With a constant momentum `rho` this is the lecture's
-    `x~ <- x~ - rho v_old + (1 + rho) v` and exactly the arithmetic of
+    With a constant momentum `rho` this is the change of variables of Bengio,
+    Boulanger-Lewandowski & Pascanu 2013 ("Advances in optimizing recurrent
+    networks"), `x~ <- x~ - rho v_old + (1 + rho) v`, and exactly the arithmetic of
     `keras.optimizers.SGD(momentum=rho, nesterov=True)`. The change of variables is
     exact for a time-varying `rho_t` as well, which is why the step uses both
     `rho_t` and the next step's `rho_{t+1}`.
 
-    Momentum warm-up (the lecture's "start with rho = 0.5"): when `initial_momentum`
+    Momentum warm-up (a low momentum such as 0.5 at first, raised over training, as
+    in Sutskever et al. 2013 and Stanford CS231n's notes): when `initial_momentum`
     is set, `rho_t = initial_momentum + (momentum - initial_momentum) *
     min((t - 1) / momentum_warmup_steps, 1)`, so `rho_1 = initial_momentum` and
-    `rho_t = momentum` from step `momentum_warmup_steps + 1` on. The ramp is computed
-    in-graph from `optimizer.iterations`.
+    `rho_t = momentum` from step `momentum_warmup_steps + 1` on.
 
     The velocity slot `v` is one variable per parameter; when training starts the
     stored parameters are `x~_0 = x_0` since `v_0 = 0`. After training the model
@@ -106,6 +107,7 @@ class Nesterov(keras.optimizers.Optimizer):
 
     def _momentum_at(self, step, dtype):
         """`rho_step`, the momentum used at (1-based) step `step`."""
+        # In-graph from `optimizer.iterations`: no retracing while it ramps.
         if self.initial_momentum is None:
             return ops.cast(self.momentum, dtype)
         progress = ops.minimum((step - 1.0) / self.momentum_warmup_steps, 1.0)

@@ -8,6 +8,15 @@ from keras import ops
 from keras_trainplus import _validation
 from keras_trainplus.optimizers import _common
 
+# Numerics: `rho_inf`, `log(beta_2)` and the other constants are folded in Python
+# float64 (rounding `beta_2 = 0.999` to float32 first would shift `rho_inf` by about
+# 0.03), `1 - beta^t` is formed as `-expm1(t log(beta))`, and `rho_t` as
+# `K + t - (2/c) (x^2/12 - x^4/720 + ...)` with `c = -log(beta_2)`, `x = t c`,
+# `K = rho_inf - 2/c` for `x < 0.5` (a Bernoulli series free of the catastrophic
+# cancellation of the direct form, where `rho_t ~ 5` is the difference of two
+# numbers near 2000) and `rho_inf - 2 t / expm1(x)` beyond, so that float32 follows
+# the float64 equations also on accelerators without float64.
+#
 # Coefficients of x/(e^x - 1) = 1 - x/2 + sum_k B_2k x^2k / (2k)!, with the signs
 # folded in: (x/2 - 1 + x/expm1(x)) / x^2 = 1/12 - x^2/720 + x^4/30240 - ...
 _BERNOULLI_SERIES = (1 / 12, -1 / 720, 1 / 30240, -1 / 1209600, 1 / 47900160)
@@ -42,17 +51,10 @@ class RAdam(keras.optimizers.Optimizer):
     given (0 included). The threshold is 5 as in the authors' code (the paper says
     4); it must be >= 4, where `r_t` is real.
 
-    Numerics: `rho_inf`, `log(beta_2)` and the other constants are folded in Python
-    float64 (rounding `beta_2 = 0.999` to float32 first would shift `rho_inf` by
-    about 0.03), `1 - beta^t` is formed as `-expm1(t log(beta))`, and `rho_t` as
-    `K + t - (2/c) (x^2/12 - x^4/720 + ...)` with `c = -log(beta_2)`, `x = t c`,
-    `K = rho_inf - 2/c` for `x < 0.5` (a Bernoulli series free of the catastrophic
-    cancellation of the direct form, where `rho_t ~ 5` is the difference of two
-    numbers near 2000) and `rho_inf - 2 t / expm1(x)` beyond. Float32 trajectories
-    thus follow the float64 equations to float32 precision on every backend, also
-    on accelerators without float64. Keras's Adam instead raises the float32-rounded
-    betas to the power `t`, so the two differ by up to ~1e-5 relative in the first
-    steps and agree once `beta^t` is negligible.
+    Numerics: float32 trajectories follow the float64 equations to float32
+    precision on every backend. Keras's Adam raises the float32-rounded betas to
+    the power `t`, so the two differ by up to ~1e-5 relative in the first steps
+    and agree once `beta^t` is negligible.
 
     State: two slots per parameter (`m`, `v`), as Adam.
 
@@ -117,7 +119,7 @@ class RAdam(keras.optimizers.Optimizer):
         ]
 
     def _rho(self, step):
-        """`rho_t` in float32 without cancellation (see the class docstring)."""
+        """`rho_t` in float32 without cancellation (see the module comment)."""
         c = self._log_inv_beta_2
         x = step * c
         y = x * x
