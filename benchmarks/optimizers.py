@@ -22,12 +22,18 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _markdown import BENCHMARKS  # noqa: E402
+from _markdown import ROOT  # noqa: E402
+from _markdown import load_average  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import replace_section  # noqa: E402
+from _markdown import versions  # noqa: E402
+
 # Steps per timed repetition: two sync periods for LookAhead (5) and Ranger (6).
 STEPS_PER_REP = {"LookAhead(Adam)": 10, "Ranger": 12}
 DEFAULT_STEPS_PER_REP = 10
@@ -296,7 +302,7 @@ def run_backend(backend, reps):
     return rows
 
 
-def _markdown(rows, bandwidth, machine):
+def render(rows, bandwidth, load):
     lines = [
         "## Optimizers",
         "",
@@ -306,8 +312,10 @@ def _markdown(rows, bandwidth, machine):
         "alternating repetitions of 10 steps (12 for Ranger: LookAhead and Ranger pay "
         "their syncs). Ratio = ours / theirs per repetition: median [25 %, 75 %].",
         "",
-        f"Machine: {machine}. **Shared and loaded** (other jobs run alongside), so "
-        "absolute times are noisy; ratios are measured in the same run, interleaved.",
+        f"Machine: {machine()}; {versions('keras', 'tensorflow', 'jax', 'torch')}. "
+        f"**Shared and loaded** (other jobs run alongside; load average {load} at "
+        "the start, 1, 5, 15 min), so absolute times are noisy; ratios are measured "
+        "in the same run, interleaved.",
         f"Measured memory bandwidth (256 MB NumPy copy, read + write): "
         f"{bandwidth / 1e9:.1f} GB/s.",
         "",
@@ -344,35 +352,6 @@ def _markdown(rows, bandwidth, machine):
     return "\n".join(lines)
 
 
-def write_section(markdown, path=None):
-    path = path or os.path.join(ROOT, "BENCHMARKS.md")
-    start, end = "<!-- section: optimizers -->", "<!-- end section: optimizers -->"
-    with open(path) as f:
-        text = f.read()
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    new = f"{head}{start}\n{markdown}{end}{tail}"
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".md")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def _machine():
-    cores = os.cpu_count()
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cores} CPU cores ({model}), no accelerator"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
@@ -385,6 +364,7 @@ def main():
     if args.child:
         print(json.dumps(run_backend(args.child, args.reps)))
         return
+    load = load_average()
     rows = []
     for backend in args.backends.split(","):
         env = dict(
@@ -398,10 +378,10 @@ def main():
             text=True,
         )
         rows += json.loads(out.stdout.strip().splitlines()[-1])
-    markdown = _markdown(rows, memory_bandwidth(), _machine())
+    markdown = render(rows, memory_bandwidth(), load)
     print(markdown)
     if not args.no_write:
-        write_section(markdown)
+        replace_section(BENCHMARKS, "optimizers", markdown)
 
 
 if __name__ == "__main__":
