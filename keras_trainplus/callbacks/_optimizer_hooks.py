@@ -32,6 +32,7 @@ import keras
 from keras import ops
 
 from keras_trainplus import _compat
+from keras_trainplus.optimizers._common import optimizer_chain
 
 # optimizer -> names of the methods this module overrode on the instance
 _INSTALLED = weakref.WeakKeyDictionary()
@@ -39,17 +40,7 @@ _INSTALLED = weakref.WeakKeyDictionary()
 
 def chain(optimizer):
     """The optimizer and the ones it wraps, outermost first."""
-    optimizers = [optimizer]
-    while True:
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = optimizer.inner_optimizer
-        elif isinstance(
-            getattr(optimizer, "optimizer", None), keras.optimizers.Optimizer
-        ):
-            optimizer = optimizer.optimizer  # keras_trainplus LookAhead, Ranger
-        else:
-            return optimizers
-        optimizers.append(optimizer)
+    return optimizer_chain(optimizer)
 
 
 def _entry(optimizers):

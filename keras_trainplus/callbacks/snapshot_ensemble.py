@@ -10,6 +10,7 @@ import numpy as np
 from keras_trainplus._files import atomic_path
 from keras_trainplus._validation import check_number
 from keras_trainplus.callbacks._rates import learning_rate_config
+from keras_trainplus.callbacks._rates import set_learning_rate
 from keras_trainplus.ensemble.averaging import AveragingEnsemble
 
 
@@ -44,7 +45,9 @@ class SnapshotEnsemble(keras.callbacks.Callback):
       optimizer when the callback is attached to the model (before any callback's
       `on_train_begin`, hence before `BackupAndRestore` restores a checkpoint; when
       a run it drove was interrupted, the same model and callback keep the first
-      `a0`). A `LossScaleOptimizer` is looked through to its inner optimizer.
+      `a0`). Wrappers (`LossScaleOptimizer`, `LookAhead`, `Ranger`) are looked
+      through to the optimizer that holds the rate; a Keras `MultiOptimizer`
+      (one rate per sub-optimizer) is refused.
       Both ways need `steps_per_execution=1` and a known number of steps per epoch.
 
     Snapshots are whole models (`model.save()`, `.keras` format) named
@@ -221,7 +224,7 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             )
             # `self.model` also re-syncs the JAX training state, so that the new
             # value reaches the next step.
-            self.model.optimizer.learning_rate = rate
+            set_learning_rate(self.model.optimizer, rate)
             self._last_rate = float(np.float32(rate))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -232,7 +235,7 @@ class SnapshotEnsemble(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self._driven:
-            self.model.optimizer.learning_rate = self._initial_learning_rate
+            set_learning_rate(self.model.optimizer, self._initial_learning_rate)
             self._driven_optimizer = None
         missing = self.num_snapshots - len(self._done)
         if missing:

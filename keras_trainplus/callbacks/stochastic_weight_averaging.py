@@ -9,6 +9,7 @@ import numpy as np
 from keras_trainplus._files import atomic_path
 from keras_trainplus._validation import check_number
 from keras_trainplus.callbacks._rates import learning_rate_config
+from keras_trainplus.callbacks._rates import set_learning_rate
 from keras_trainplus.callbacks.batch_norm_recalibration import batch_norm_layers
 from keras_trainplus.callbacks.batch_norm_recalibration import recalibrate_batch_norm
 
@@ -153,7 +154,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             if self.backup_dir is not None and epoch > self.start_epoch:
                 self._load_state(epoch)
         if self.swa_learning_rate is not None and epoch >= self.start_epoch:
-            self.model.optimizer.learning_rate = self.swa_learning_rate
+            set_learning_rate(self.model.optimizer, self.swa_learning_rate)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch < self.start_epoch:
@@ -220,7 +221,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             for completed in self._state_files():
                 os.remove(self._state_path(completed))
         if self._swa_optimizer is not None:
-            model.optimizer.learning_rate = self._original_learning_rate
+            set_learning_rate(model.optimizer, self._original_learning_rate)
             self._swa_optimizer = None
         if self._average is None:
             warnings.warn(
