@@ -25,8 +25,31 @@ def replace_subsection(path, section, heading, text):
         head, tail = body, ""
     head = head.rstrip("\n") + "\n\n" if head.strip() else "\n"
     body = head + text + ("\n" + tail if tail else "")
-    content = content[:start] + body + content[end:]
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".BENCHMARKS.")
+    _write(path, content[:start] + body + content[end:])
+
+
+def replace_section(path, section, text):
+    """Replaces the text inside `<!-- section: NAME -->` (appended if missing).
+
+    The file is written atomically (temporary file, then `os.replace`).
+    """
+    with open(path) as f:
+        content = f.read()
+    start_marker = f"<!-- section: {section} -->"
+    end_marker = f"<!-- end section: {section} -->"
+    if start_marker not in content:
+        content = f"{content.rstrip()}\n\n{start_marker}\n{end_marker}\n"
+    head, rest = content.split(start_marker, 1)
+    _, tail = rest.split(end_marker, 1)
+    text = text if text.endswith("\n") else text + "\n"
+    _write(path, f"{head}{start_marker}\n{text}{end_marker}{tail}")
+
+
+def _write(path, content):
+    fd, tmp = tempfile.mkstemp(
+        dir=os.path.dirname(os.path.abspath(path)), prefix=".md."
+    )
     with os.fdopen(fd, "w") as f:
         f.write(content)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)

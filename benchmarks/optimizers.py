@@ -22,12 +22,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _markdown import replace_section  # noqa: E402
+
 # Steps per timed repetition: two sync periods for LookAhead (5) and Ranger (6).
 STEPS_PER_REP = {"LookAhead(Adam)": 10, "Ranger": 12}
 DEFAULT_STEPS_PER_REP = 10
@@ -67,6 +70,20 @@ SIZES = {
     "10M (10 x 1000x1000)": [(1000, 1000)] * 10,
     "ResNet-50 (25.6M)": resnet50_shapes(),
 }
+# Selectable with `--sizes 1M` (a quick check of the script, not in the default run).
+EXTRA_SIZES = {"1M (1 x 1000x1000)": [(1000, 1000)]}
+
+
+def _sizes(prefixes):
+    """The parameter sets whose names start with one of the comma-separated prefixes."""
+    chosen = {
+        name: shapes
+        for name, shapes in {**SIZES, **EXTRA_SIZES}.items()
+        if any(name.startswith(p) for p in prefixes.split(","))
+    }
+    if not chosen:
+        raise SystemExit(f"--sizes {prefixes!r} selects none of {list(SIZES)}")
+    return chosen
 
 
 def _arrays(shapes, seed):
@@ -235,8 +252,8 @@ def compare(make_ours, make_theirs, reps, steps):
     }
 
 
-def run_backend(backend, reps):
-    """Measures every pair on `backend` (the process's KERAS_BACKEND)."""
+def run_backend(backend, reps, sizes=None, only=None):
+    """Measures the pairs on `backend` (the process's KERAS_BACKEND), all or `only`."""
     import keras
 
     assert keras.backend.backend() == backend
@@ -259,8 +276,10 @@ def run_backend(backend, reps):
             ("Nesterov", "torch.optim.SGD(nesterov)"),
             ("RAdam", "torch.optim.RAdam"),
         ]
+    if only:
+        pairs = [pair for pair in pairs if pair[0] in only]
     rows = []
-    for size, shapes in SIZES.items():
+    for size, shapes in (sizes or SIZES).items():
         n_params = int(sum(np.prod(s) for s in shapes))
         for ours, theirs in pairs:
 
@@ -327,18 +346,7 @@ def _markdown(rows, bandwidth, machine):
 
 
 def write_section(markdown, path=None):
-    path = path or os.path.join(ROOT, "BENCHMARKS.md")
-    start, end = "<!-- section: optimizers -->", "<!-- end section: optimizers -->"
-    with open(path) as f:
-        text = f.read()
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    new = f"{head}{start}\n{markdown}{end}{tail}"
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".md")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    replace_section(path or os.path.join(ROOT, "BENCHMARKS.md"), "optimizers", markdown)
 
 
 def _machine():
@@ -359,13 +367,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--sizes",
+        default=",".join(SIZES),
+        help="comma-separated prefixes of the parameter sets (default: all)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated names of ours to measure, e.g. 'LookAhead(Adam),Ranger'",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-write", action="store_true", help="print, do not edit BENCHMARKS.md"
     )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_backend(args.child, args.reps)))
+        only = [name for name in args.only.split(",") if name]
+        rows = run_backend(args.child, args.reps, _sizes(args.sizes), only)
+        print(json.dumps(rows))
         return
     rows = []
     for backend in args.backends.split(","):
@@ -373,7 +393,8 @@ def main():
             os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"
         )
         out = subprocess.run(
-            [sys.executable, __file__, "--child", backend, "--reps", str(args.reps)],
+            [sys.executable, __file__, "--child", backend, "--reps", str(args.reps)]
+            + ["--sizes", args.sizes, "--only", args.only],
             env=env,
             check=True,
             stdout=subprocess.PIPE,

@@ -244,6 +244,49 @@ def test_tensorflow_step_has_one_loop_for_the_start_and_one_for_the_sync():
     assert sum(t in ("While", "StatelessWhile") for t in types) == 2
 
 
+def _entry_copies(hlo, shape):
+    """Copies of `shape`-d float32 arrays in the entry computation of `hlo`."""
+    import re
+
+    entry = hlo[hlo.index("ENTRY") :]
+    pattern = r"= f32\[" + ",".join(map(str, shape)) + r"\]\S* copy\("
+    return len(re.findall(pattern, entry))
+
+
+@only_backends("tensorflow")
+def test_tensorflow_xla_step_updates_the_variables_in_place():
+    """The start of phi reads the variables before the inner step writes them: it
+    must be ordered first, or XLA copies every variable on every step."""
+    import tensorflow as tf
+
+    variables = [keras.Variable(np.ones((40, 30), "float32")) for _ in range(3)]
+    optimizer = ktp.optimizers.LookAhead(keras.optimizers.Adam(1e-3))
+    optimizer.build(variables)
+    step = tf.function(
+        lambda: optimizer.apply([tf.ones((40, 30))] * 3, variables), jit_compile=True
+    )
+    hlo = step.experimental_get_compiler_ir()(stage="optimized_hlo")
+    assert _entry_copies(hlo, (40, 30)) == 0
+
+
+@only_backends("jax")
+def test_jax_step_updates_the_donated_variables_in_place():
+    import jax
+
+    variables = [keras.Variable(np.ones((40, 30), "float32")) for _ in range(3)]
+    optimizer = ktp.optimizers.LookAhead(keras.optimizers.Adam(1e-3))
+    optimizer.build(variables)
+    grads = [np.ones((40, 30), "float32")] * 3
+    step = jax.jit(
+        lambda params, state: optimizer.stateless_apply(state, grads, params),
+        donate_argnums=(0, 1),
+    )
+    compiled = step.lower(
+        [v.value for v in variables], [v.value for v in optimizer.variables]
+    ).compile()
+    assert _entry_copies(compiled.as_text(), (40, 30)) == 0
+
+
 def test_learning_rate_reads_and_writes_go_to_the_inner_optimizer():
     inner = keras.optimizers.Adam(0.01)
     optimizer = ktp.optimizers.LookAhead(inner)

@@ -172,6 +172,13 @@ class LookAhead(_compat.WholeStepOptimizer):
         ]
         slow_weights = [self._slow_weights[i] for i in indices]
         self._start(indices, trainable_variables, slow_weights)
+        # The start reads the weights the inner step then overwrites. XLA updates
+        # a variable in place only when every read of its old value is ordered
+        # before the write by data flow (a conditional's read is not), else it
+        # copies the variable on every step: the gradients take an exact zero
+        # computed from the flags the start wrote (XLA does not fold `0 * x`).
+        zero = ops.multiply(0.0, ops.sum(ops.convert_to_tensor(self._started)))
+        grads = [_plus_zero(g, zero) for g in grads]
         before = ops.copy(ops.convert_to_tensor(self.optimizer.iterations))
         if keras.backend.backend() == "jax":
             self._stateless_inner_apply(grads, trainable_variables)
@@ -336,6 +343,28 @@ def _assign_if(condition, targets, true_fn, false_fn, operands, assign):
         cross_replica(tf.distribute.get_strategy(), condition)
     else:
         context.merge_call(cross_replica, args=(condition,))
+
+
+def _plus_zero(gradient, zero):
+    """`gradient + zero` (a scalar 0 the step must wait for), sparse ones kept sparse.
+
+    Sparse gradients are TensorFlow `IndexedSlices` and JAX `BCOO`: their values
+    take the zero.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            values = ops.add(gradient.values, ops.cast(zero, gradient.values.dtype))
+            return tf.IndexedSlices(values, gradient.indices, gradient.dense_shape)
+    elif backend == "jax":
+        import jax.experimental.sparse as jax_sparse
+
+        if isinstance(gradient, jax_sparse.BCOO):
+            data = ops.add(gradient.data, ops.cast(zero, gradient.data.dtype))
+            return jax_sparse.BCOO((data, gradient.indices), shape=gradient.shape)
+    return ops.add(gradient, ops.cast(zero, gradient.dtype))
 
 
 def _read(operands):
