@@ -90,8 +90,10 @@ def variable_size_images(rng, count):
 class AlbumentationsCrops:
     """`torch.utils.data.Dataset` of `length` images through Albumentations.
 
-    A plain class with `__len__`/`__getitem__` (what `DataLoader` needs); the
-    transform is built in each worker on first use.
+    `images` are uint8 RGB arrays, or paths of image files that each worker reads
+    and decodes with OpenCV (`cv2.imread`, BGR to RGB). A plain class with
+    `__len__`/`__getitem__` (what `DataLoader` needs); the transform is built in
+    each worker on first use.
     """
 
     def __init__(self, images, length):
@@ -110,7 +112,37 @@ class AlbumentationsCrops:
                 [A.RandomResizedCrop(size=(SIZE, SIZE)), A.HorizontalFlip()]
             )
         image = self.images[index % len(self.images)]
+        if isinstance(image, str):
+            import cv2
+
+            image = cv2.cvtColor(cv2.imread(image, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return torch.from_numpy(self.transform(image=image)["image"])
+
+
+def albumentations_loader(images, batches):
+    """`(run, loader)`: a `DataLoader(num_workers=2)` of `AlbumentationsCrops`.
+
+    Spawned, persistent workers; `run(batches)` is one full pass of a dataset of
+    exactly `batches` batches, so no worker prefetches in the background of another
+    contender. Keep `loader` alive while measuring. Warmed up once.
+    """
+    import torch
+
+    loader = torch.utils.data.DataLoader(
+        AlbumentationsCrops(images, batches * BATCH),
+        batch_size=BATCH,
+        num_workers=2,
+        persistent_workers=True,
+        multiprocessing_context="spawn",
+    )
+
+    def run(count):
+        assert count == batches, "the DataLoader's dataset holds `batches` batches"
+        for _ in loader:
+            pass
+
+    run(batches)
+    return run, loader
 
 
 def throughput(run, batches):
@@ -229,7 +261,6 @@ def affine_contenders(images, quick):
 def crop_contenders(images, quick):
     import keras
     import tensorflow as tf
-    import torch
 
     from keras_trainplus.layers import RandomResizedCrop
 
@@ -261,20 +292,7 @@ def crop_contenders(images, quick):
     # Longer rounds than the affine ones: a fresh tf.data iterator or DataLoader
     # pass per round costs a start-up that an epoch of thousands of batches does not.
     batches = 8 if quick else 24
-    loader = torch.utils.data.DataLoader(
-        AlbumentationsCrops(images, batches * BATCH),
-        batch_size=BATCH,
-        num_workers=2,
-        persistent_workers=True,
-        multiprocessing_context="spawn",
-    )
-
-    def theirs(count):
-        assert count == batches, "the DataLoader's dataset holds `batches` batches"
-        for _ in loader:
-            pass
-
-    theirs(batches)
+    theirs, loader = albumentations_loader(images, batches)
     return {
         CROP_SETTING: {
             OURS_CROP: (ours, batches),
@@ -328,14 +346,17 @@ def kernel_costs():
 
 def measure_kernel_costs():
     """`kernel_costs()` in a fresh process, whose threads it sets before any op."""
+    return json_from_process(os.path.abspath(__file__), "--kernels")
+
+
+def json_from_process(script, flag):
+    """The JSON that `python script flag` prints on its last line (a fresh process,
+    so that it can set TensorFlow's threads before any op)."""
     import json
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--kernels"],
-        check=True,
-        capture_output=True,
-        text=True,
+        [sys.executable, script, flag], check=True, capture_output=True, text=True
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -362,7 +383,7 @@ def ratio(ours, theirs):
     return f"{np.median(values):.2f}x ({values.min():.2f}-{values.max():.2f})"
 
 
-def report(results, kernels, machine, rounds, load):
+def report(results, kernels, machine, rounds, load, end_load):
     crops = results[CROP_SETTING]
     albumentations = np.asarray(crops["Albumentations"])
     crop_vs_albumentations = np.median(np.asarray(crops[OURS_CROP]) / albumentations)
@@ -377,7 +398,8 @@ def report(results, kernels, machine, rounds, load):
         "rounds); "
         "speed-up = ours / theirs per round. "
         f"Machine: {machine}; the machine is shared with other jobs (load average "
-        f"{load} at the start), so absolute numbers are noisy, the ratios less so.",
+        f"{load} at the start, {end_load} at the end; 1, 5, 15 min), so absolute "
+        "numbers are noisy, the ratios less so.",
         "",
         "| setting | ours | images/s | theirs | images/s | speed-up |",
         "|---|---|---|---|---|---|",
@@ -423,9 +445,10 @@ def report(results, kernels, machine, rounds, load):
         "per-image `tf.data` layer can reach 2x here. Second, the layer adds about "
         f"{layer_us:.0f} us of core time per image to that floor (two cores x "
         "(1 / ours - 1 / floor)), of which the resize kernel is the part above and "
-        "the rest the cost of running its dozen small kernels (the draw, compiled "
-        "with XLA into one; a slice; the resize; the flip) as separate "
-        "steps of a `tf.data` map function, per image. A PyTorch `DataLoader` runs "
+        "the rest the cost of running its handful of kernels (the draws and box, "
+        "compiled with XLA into one; a slice; a cast; the resize; the flip) as "
+        "separate steps of a `tf.data` map function, per image (profiled step by "
+        'step in "Crops from JPEG files" below). A PyTorch `DataLoader` runs '
         "whole batches per worker process and hands them over in shared memory (a "
         "multiprocessing pool that pickles batches through a pipe would be several "
         "times slower, and no fair stand-in for it). With the flip "
@@ -433,7 +456,8 @@ def report(results, kernels, machine, rounds, load):
         f"pipeline runs at {keras_flip_vs_albumentations} of Albumentations' "
         "throughput. tf.data's parallel map and the DataLoader's two workers share "
         "the same two cores. In a real input pipeline JPEG decoding (milliseconds "
-        "per image) costs more than either augmentation.",
+        "per image) costs more than either augmentation; from files the crop "
+        'layers decode only the crop window ("Crops from JPEG files" below).',
         "",
     ]
     return "\n".join(lines)
@@ -463,8 +487,9 @@ def main():
         results[setting] = interleave(entries, args.rounds)
         print(setting, {k: summary(v) for k, v in results[setting].items()}, flush=True)
     del loader
+    end_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     machine = f"{cpu_model()}, {os.cpu_count()} CPU cores, {platform.system()}"
-    text = report(results, kernels, machine, args.rounds, load)
+    text = report(results, kernels, machine, args.rounds, load, end_load)
     print(text)
     if not args.no_write:
         path = os.path.join(ROOT, "BENCHMARKS.md")

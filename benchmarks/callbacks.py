@@ -66,14 +66,17 @@ def _measure(rounds, epochs, samples):
 
     from keras_trainplus.callbacks import EarlyStopping
     from keras_trainplus.callbacks import FreezeUnfreeze
+    from keras_trainplus.optimizers import LearningRateMultipliers
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(samples, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, size=(samples,))
     validation = (x[:128], y[:128])
 
-    def build(frozen=()):
-        """The convnet; `frozen`: "backbone" or "bn" layers made untrainable."""
+    def build(frozen=(), multiplier=None):
+        """The convnet; `frozen`: "backbone" or "bn" layers made untrainable;
+        `multiplier`: the backbone's learning-rate multiplier (FreezeUnfreeze needs
+        the optimizer to apply it, and under JAX the wrapper in any case)."""
         layers = []
         for i, filters in enumerate((16, 32, 64)):
             layers += [
@@ -93,9 +96,11 @@ def _measure(rounds, epochs, samples):
         inputs = keras.Input((32, 32, 3))
         features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
         model = keras.Model(inputs, keras.layers.Dense(10, name="head")(features))
+        optimizer = keras.optimizers.Adam(1e-3)
+        if multiplier is not None:
+            optimizer = LearningRateMultipliers(optimizer, {backbone: multiplier})
         model.compile(
-            keras.optimizers.Adam(1e-3),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         )
         return model
 
@@ -187,10 +192,19 @@ def _measure(rounds, epochs, samples):
     for _ in range(rounds):
         for name, (frozen, callbacks, _) in configs.items():
             keras.utils.set_random_seed(0)
-            model = build(frozen)
+            made = callbacks()
+            multiplier = next(
+                (
+                    c.backbone_learning_rate_multiplier
+                    for c in made
+                    if isinstance(c, FreezeUnfreeze)
+                ),
+                None,
+            )
+            model = build(frozen, multiplier)
             start = EpochStart()
             end = EpochEnd(start)
-            timed = [_time_hooks(c, hook_seconds[name], start) for c in callbacks()]
+            timed = [_time_hooks(c, hook_seconds[name], start) for c in made]
             model.fit(
                 x,
                 y,

@@ -46,6 +46,10 @@ BYTES_PER_PARAM.update(
     {
         "Nesterov": BYTES_PER_PARAM["SGD(nesterov)"],
         "RAdam": BYTES_PER_PARAM["Adam"],
+        # The inner optimizer's traffic: the multiplier is one scalar per variable;
+        # a scaled step (Nadam) needs no more if XLA fuses it into the update.
+        "LearningRateMultipliers(Adam)": BYTES_PER_PARAM["Adam"],
+        "LearningRateMultipliers(Nadam)": BYTES_PER_PARAM["Adam"],
     }
 )
 
@@ -114,12 +118,21 @@ def keras_candidates(backend):
             keras.optimizers.Adam(1e-3), 5, 0.5
         ),
         "Ranger": lambda: ktp.optimizers.Ranger(1e-3),
+        "LearningRateMultipliers(Adam)": lambda: ktp.optimizers.LearningRateMultipliers(
+            keras.optimizers.Adam(1e-3), {}, default=0.5
+        ),
+        "LearningRateMultipliers(Nadam)": lambda: (
+            ktp.optimizers.LearningRateMultipliers(
+                keras.optimizers.Nadam(1e-3), {}, default=0.5
+            )
+        ),
     }
     theirs = {
         "SGD(nesterov)": lambda: keras.optimizers.SGD(
             1e-3, momentum=0.9, nesterov=True
         ),
         "Adam": lambda: keras.optimizers.Adam(1e-3),
+        "Nadam": lambda: keras.optimizers.Nadam(1e-3),
     }
     return {**ours, **theirs}
 
@@ -263,6 +276,8 @@ def run_backend(backend, reps, sizes=None, only=None):
         ("RAdam", "Adam"),
         ("LookAhead(Adam)", "Adam"),
         ("Ranger", "Adam"),
+        ("LearningRateMultipliers(Adam)", "Adam"),
+        ("LearningRateMultipliers(Nadam)", "Nadam"),
     ]
     if backend == "jax" and importlib.util.find_spec("optax") is not None:
         pairs += [
@@ -332,7 +347,10 @@ def _markdown(rows, bandwidth, machine):
         "",
         "Bytes/param counts the float32 reads and writes one step needs (Adam: read "
         "g, m, v, x, write m, v, x = 28 B; SGD with momentum 20 B; LookAhead adds "
-        "16 B every `sync_period` steps; Ranger's centralization reads g once more). "
+        "16 B every `sync_period` steps; Ranger's centralization reads g once more; "
+        "LearningRateMultipliers adds a scalar per variable to its inner optimizer's "
+        "step, or, around an optimizer it cannot step itself (Nadam), scales that "
+        "optimizer's step, x + m (x_inner - x)). "
         "An update step is an element-wise pass over these arrays, so its floor is "
         "bytes/param x parameters / bandwidth: 'ours GB/s' near the measured "
         "bandwidth means the step is memory-bound and a ratio above 1 can only come "

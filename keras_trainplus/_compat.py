@@ -6,6 +6,8 @@ a test (`tests/test_compat.py` and the tests of its callers), and the supported 
 range is pinned in `pyproject.toml`.
 """
 
+import contextlib
+
 import keras
 
 
@@ -26,6 +28,28 @@ def data_layer_class():
     from keras.src.layers.preprocessing.data_layer import DataLayer
 
     return DataLayer
+
+
+@contextlib.contextmanager
+def computing_with(layers, backend_name):
+    """Makes `data_layer_class()` layers compute with `backend_name` for a block.
+
+    A data layer switches its own `backend` when it is called inside `tf.data`, but
+    a layer that drives other layers' methods directly (`GeometricChain` asks each
+    wrapped layer for its draws and coordinate maps) must switch theirs to the
+    backend it computes with itself. The `backend` attribute is Keras's unexported
+    `keras.src.utils.backend_utils.DynamicBackend`; its `name` and
+    `set_backend(name)` are what `DataLayer.__call__` uses. Each layer gets back
+    the backend it had before the block (blocks nest).
+    """
+    previous = [layer.backend.name for layer in layers]
+    for layer in layers:
+        layer.backend.set_backend(backend_name)
+    try:
+        yield
+    finally:
+        for layer, name in zip(layers, previous):
+            layer.backend.set_backend(name)
 
 
 def in_tensorflow_xla_context():
@@ -49,6 +73,79 @@ def in_tensorflow_xla_context():
     except ImportError:
         return True
     return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+
+
+# Keras's optimizer methods between the public `apply` and the per-variable public
+# `update_step`; an optimizer that overrides none of them takes its whole step in
+# `update_step` (plus the base class's decoupled weight decay).
+_STEP_MACHINERY = (
+    "apply",
+    "stateless_apply",
+    "_backend_apply_gradients",
+    "_backend_update_step",
+    "_apply_weight_decay",
+)
+
+
+def steps_through_update_step(optimizer):
+    """Whether `optimizer`'s step is its `update_step` applied to each variable.
+
+    True for Keras's SGD, Adam, AdamW, RMSprop, Adagrad, Lion, ... and this
+    package's Nesterov and RAdam: they implement the public `update_step(gradient,
+    variable, learning_rate)` and inherit the rest of the step (gradient clipping,
+    weight decay, iteration count) from Keras's base class. False for wrappers
+    (LossScaleOptimizer, LookAhead) and for optimizers that also compute in the
+    private per-step methods (Nadam's `_backend_update_step`, Muon's weight decay).
+    `LearningRateMultipliers` calls `update_step` itself with a scaled learning rate
+    only when this is true. Keras's per-backend classes (`keras.src.backend.*`)
+    reimplement the machinery without changing the rule (PyTorch's fused
+    `_parallel_update_step` for SGD, Adam, ...) and do not count. If Keras renames
+    a private method, no class defines it and the answer is as for an optimizer
+    that does not override it.
+    """
+    import keras
+
+    cls = type(optimizer)
+    if cls.update_step is keras.optimizers.Optimizer.update_step:
+        return False
+    for klass in cls.__mro__:
+        module = klass.__module__
+        if module.startswith("keras.src.backend.") or module in (
+            "keras.src.optimizers.base_optimizer",
+            "keras.src.optimizers.optimizer",
+        ):
+            continue
+        if any(name in vars(klass) for name in _STEP_MACHINERY):
+            return False
+    return True
+
+
+def uses_weight_decay(optimizer, variable):
+    """Whether `optimizer`'s decoupled weight decay applies to `variable`.
+
+    The public `exclude_from_weight_decay(var_list, var_names)` records the
+    exclusions, but only the private `_use_weight_decay` reads them back.
+    """
+    return optimizer._use_weight_decay(variable)
+
+
+class TensorBoardOnDemandTuner:
+    """Mixin for KerasTuner tuners: the TensorBoard hook runs only when it is used.
+
+    KerasTuner 1.4 imports `tensorboard.plugins.hparams` at the start of every
+    trial under the TensorFlow backend, in the private hook
+    `keras_tuner.Tuner._configure_tensorboard_dir`, to attach HParams logging to a
+    `keras.callbacks.TensorBoard` callback if the user passed one. TensorFlow 2.20
+    and later no longer install TensorBoard, so every trial then fails with
+    `ModuleNotFoundError` although no TensorBoard callback is in use; KerasTuner
+    offers no public switch. Put before the tuner class in the bases.
+    """
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        import keras
+
+        if any(isinstance(c, keras.callbacks.TensorBoard) for c in callbacks):
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
 
 
 def flatten_layers(layer):

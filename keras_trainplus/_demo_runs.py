@@ -194,18 +194,21 @@ def run_transfer(data, args, budget):
                 monitor="val_accuracy", patience=budget["patience"]
             )
         ]
+        optimizer = keras.optimizers.Adam(2e-3)
         if label != "from scratch":
-            model.get_layer("backbone").set_weights(
-                source.get_layer("backbone").get_weights()
-            )
+            backbone = model.get_layer("backbone")
+            backbone.set_weights(source.get_layer("backbone").get_weights())
             callbacks.append(
                 ktp.callbacks.FreezeUnfreeze(
-                    "backbone",
+                    backbone,
                     freeze_epochs=budget["freeze_epochs"],
                     backbone_learning_rate_multiplier=0.1,
                 )
             )
-        compile_model(model, keras.optimizers.Adam(2e-3))
+            optimizer = ktp.optimizers.LearningRateMultipliers(
+                optimizer, {backbone: 0.1}
+            )
+        compile_model(model, optimizer)
         start = time.perf_counter()
         history = model.fit(
             x_few,

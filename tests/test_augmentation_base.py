@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_trainplus.layers._base import BaseAugmentation
+from tests.helpers import tolerance
 from tests.helpers.backend import compile_modes
 
 
@@ -32,7 +33,8 @@ def test_batched_unbatched_uint8_and_channels_first():
     out = keras.ops.convert_to_numpy(layer(images))
     assert out.dtype == np.float32 and out.shape == images.shape
     per_image = _offsets(images, out)
-    assert np.allclose(per_image, per_image[:, :1], atol=1e-5)
+    # One offset per image, up to the rounding of each sum at the pixels' scale.
+    tolerance.assert_close(per_image, per_image[:, :1], 1, scale=out)
     assert np.all((per_image >= 0) & (per_image < 1))
 
     single = keras.ops.convert_to_numpy(layer(images[0]))
@@ -91,4 +93,5 @@ def test_inside_a_compiled_model(mode, compile_kwargs):
     # At inference the layer is the identity: the prediction is the bias alone.
     prediction = model.predict(data, verbose=0)
     bias = keras.ops.convert_to_numpy(model.layers[-1].bias)
-    np.testing.assert_allclose(prediction, np.broadcast_to(bias, (8, 1)), atol=1e-6)
+    # Exact on any CPU: zeros times the kernel add exactly nothing to the bias.
+    np.testing.assert_array_equal(prediction, np.broadcast_to(bias, (8, 1)))

@@ -91,3 +91,30 @@ def test_optimizer_variable_index_is_the_built_position():
     ]
     built = _compat.optimizer_built_variables(optimizer)
     assert [id(v) for v in built] == [id(v) for v in variables]
+
+
+@pytest.mark.smoke
+def test_computing_with_switches_layers_and_restores_them():
+    probes = [BackendProbe(), BackendProbe()]
+    with _compat.computing_with(probes, "tensorflow"):
+        outputs = [probe.call(tf.zeros((2,))) for probe in probes]
+    assert [probe.seen for probe in probes] == [["tensorflow"], ["tensorflow"]]
+    np.testing.assert_array_equal([o.numpy() for o in outputs], np.ones((2, 2)))
+    assert all(probe.backend.name == keras.backend.backend() for probe in probes)
+
+    # Restored even when the block raises.
+    with pytest.raises(RuntimeError):
+        with _compat.computing_with(probes, "tensorflow"):
+            raise RuntimeError
+    assert all(probe.backend.name == keras.backend.backend() for probe in probes)
+
+
+@pytest.mark.smoke
+def test_computing_with_nests():
+    # An inner block gives back the outer block's backend, not the global one.
+    probe = BackendProbe()
+    with _compat.computing_with([probe], "numpy"):
+        with _compat.computing_with([probe], "tensorflow"):
+            assert probe.backend.name == "tensorflow"
+        assert probe.backend.name == "numpy"
+    assert probe.backend.name == keras.backend.backend()

@@ -1,17 +1,27 @@
 """Tests for keras_trainplus.callbacks.FreezeUnfreeze."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 
+from keras_trainplus import _backbone
 from keras_trainplus.callbacks import FreezeUnfreeze
-from keras_trainplus.callbacks import _backbone
+from keras_trainplus.optimizers import LearningRateMultipliers
+from tests.helpers import tolerance
 from tests.helpers.backend import compile_modes
 from tests.helpers.backend import only_backends
 from tests.helpers.config import assert_config_roundtrip
 
 MODES = compile_modes()
 MODE_IDS = [mode_id for mode_id, _ in MODES]
+
+
+def _scaled(optimizer, multiplier=0.1, backbone="backbone"):
+    """`optimizer` with the backbone's learning rate scaled, as FreezeUnfreeze's
+    default `backbone_learning_rate_multiplier=0.1` asks."""
+    return LearningRateMultipliers(optimizer, {backbone: multiplier})
 
 
 def _numpy(variable):
@@ -105,6 +115,11 @@ def test_config_roundtrip():
         ["block1_conv", "block1_bn"],
         "block2_*",
     ]
+
+
+def test_config_roundtrip_without_multiplier():
+    callback = FreezeUnfreeze("backbone", backbone_learning_rate_multiplier=None)
+    assert assert_config_roundtrip(callback).backbone_learning_rate_multiplier is None
 
 
 def test_config_names_a_layer_backbone():
@@ -216,7 +231,7 @@ def test_optimizer_built_without_backbone_is_rejected(rng):
 def test_frozen_then_unfrozen(mode, train_bn, rng):
     model, backbone = _conv_model()
     model.compile(
-        keras.optimizers.Adam(0.01),
+        _scaled(keras.optimizers.Adam(0.01)),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         **mode,
     )
@@ -248,7 +263,9 @@ def test_frozen_then_unfrozen(mode, train_bn, rng):
 @pytest.mark.smoke
 def test_smoke_fit(rng):
     model, backbone = _conv_model()
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        _scaled("adam"), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     weights, moving, _ = _backbone_state(backbone)
     snap = _Snapshots(weights + moving)
     x, y = _images(rng)
@@ -294,7 +311,9 @@ def _layer_changes(model, callback, epochs, rng):
 def test_gradual_unfreeze_timing_explicit_groups(mode, rng):
     model, _ = _conv_model()
     model.compile(
-        "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), **mode
+        _scaled("sgd"),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        **mode,
     )
     callback = FreezeUnfreeze(
         "backbone",
@@ -327,7 +346,9 @@ def test_gradual_unfreeze_timing_explicit_groups(mode, rng):
 
 def test_gradual_unfreeze_auto_groups(rng):
     model, _ = _conv_model()
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        _scaled("sgd"), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     callback = FreezeUnfreeze(
         "backbone", freeze_epochs=0, unfreeze_every=1, train_bn=True
     )
@@ -354,7 +375,9 @@ def test_gradual_unfreeze_auto_groups(rng):
 def test_user_frozen_layer_stays_frozen(rng):
     model, backbone = _conv_model()
     backbone.get_layer("block1_conv").trainable = False
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        _scaled("sgd"), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     callback = FreezeUnfreeze("backbone", freeze_epochs=1, train_bn=True)
     changes = _layer_changes(model, callback, 2, rng)
     assert changes[0] == set()
@@ -375,7 +398,7 @@ def test_backbone_as_pattern_on_flat_model(rng):
     h = keras.layers.Dense(5, name="base_dense1")(inputs)
     h = keras.layers.Dense(4, name="base_dense2")(h)
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(h))
-    model.compile("sgd", "mse")
+    model.compile(_scaled("sgd", backbone="base_*"), "mse")
     base = [model.get_layer("base_dense1"), model.get_layer("base_dense2")]
     snap = _Snapshots([v for layer in base for v in layer.weights])
     x = rng.normal(size=(8, 6)).astype("float32")
@@ -436,7 +459,7 @@ def test_adam_multiplier_and_head_moments_against_reference(mode, rng):
     """3 frozen steps, then 3 unfrozen: the head's Adam moments and step count carry
     over, the backbone's steps are `multiplier` times Adam's (slots from zero)."""
     model = _linear_model()
-    model.compile(keras.optimizers.Adam(0.05), "mse", **mode)
+    model.compile(_scaled(keras.optimizers.Adam(0.05), 0.25), "mse", **mode)
     x = rng.normal(size=(8, 4)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     params = [_numpy(v) for v in model.trainable_variables]
@@ -456,7 +479,8 @@ def test_adam_multiplier_and_head_moments_against_reference(mode, rng):
         steps=6,
     )
     for variable, reference in zip(model.trainable_variables, expected):
-        np.testing.assert_allclose(_numpy(variable), reference, rtol=2e-5, atol=2e-6)
+        bound = tolerance.training_bound(reference, 6, fan_in=8, adam_lr=0.05)
+        tolerance.assert_within(_numpy(variable), reference, bound)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6
 
 
@@ -466,7 +490,7 @@ def test_sgd_backbone_step_is_multiplier_times_head_rate(mode, rng):
     """With plain SGD the backbone's step is exactly `-multiplier * lr * gradient`."""
     model = _linear_model()
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.1, 0.02])
-    model.compile(keras.optimizers.SGD(schedule), "mse", **mode)
+    model.compile(_scaled(keras.optimizers.SGD(schedule), 0.3), "mse", **mode)
     x = rng.normal(size=(8, 4)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     params = [_numpy(v).astype(np.float64) for v in model.trainable_variables]
@@ -483,26 +507,35 @@ def test_sgd_backbone_step_is_multiplier_times_head_rate(mode, rng):
             p - lr * (0.3 if i < 2 else 1.0) * g
             for i, (p, g) in enumerate(zip(params, grads))
         ]
+    # Two SGD steps; gradients are 8-sample sums of 3- and 4-term products.
     for variable, reference in zip(model.trainable_variables, params):
-        np.testing.assert_allclose(_numpy(variable), reference, rtol=1e-5, atol=1e-6)
+        bound = tolerance.training_bound(reference, 2, fan_in=12)
+        tolerance.assert_within(_numpy(variable), reference, bound)
 
 
-def test_multiplier_one_installs_no_hook(rng):
+@pytest.mark.smoke
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "wrapped"])
+def test_the_optimizer_is_left_untouched(wrapped, rng):
+    """The callback reads the optimizer, never changes it: same instance state,
+    same config, same multipliers before and after fit. With multiplier 1 a plain
+    optimizer needs no wrapper (except under JAX, see below)."""
+    if not wrapped and keras.backend.backend() == "jax":
+        pytest.skip("JAX needs LearningRateMultipliers")
     model = _linear_model()
-    model.compile("sgd", "mse")
-    seen = []
-
-    class Probe(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            seen.append("apply" in vars(self.model.optimizer))
-
-    callback = FreezeUnfreeze(
-        "backbone", freeze_epochs=0, backbone_learning_rate_multiplier=1.0
-    )
+    optimizer = keras.optimizers.SGD(0.1)
+    if wrapped:
+        optimizer = _scaled(optimizer, 1.0)
+    model.compile(optimizer, "mse")
     x = rng.normal(size=(8, 4)).astype("float32")
-    model.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[callback, Probe()])
-    assert seen == [False]
-    assert "apply" not in vars(model.optimizer)
+    model.fit(x, x[:, :1], epochs=1, verbose=0)
+    before = (dict(vars(optimizer)), optimizer.get_config())
+    callback = FreezeUnfreeze(
+        "backbone", freeze_epochs=1, backbone_learning_rate_multiplier=1.0
+    )
+    model.fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[callback])
+    assert dict(vars(optimizer)) == before[0]
+    assert optimizer.get_config() == before[1]
+    assert model.optimizer is optimizer
 
 
 @pytest.mark.parametrize(
@@ -512,7 +545,7 @@ def test_mixed_precision_loss_scale_optimizer(mode, rng):
     keras.config.set_dtype_policy("mixed_float16")
     model, backbone = _conv_model()
     model.compile(
-        keras.optimizers.SGD(0.05),
+        _scaled(keras.optimizers.SGD(0.05), 0.5),
         keras.losses.SparseCategoricalCrossentropy(True),
         **mode,
     )
@@ -526,7 +559,6 @@ def test_mixed_precision_loss_scale_optimizer(mode, rng):
     model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[callback, snap])
     assert not any(_changed(snap.initial, snap.epochs[0]))
     assert all(_changed(snap.epochs[0][: len(weights)], snap.epochs[1][: len(weights)]))
-    assert "apply" not in vars(model.optimizer.inner_optimizer)
 
 
 # ---------------------------------------------------------------- compilation
@@ -545,7 +577,9 @@ def test_one_trace_per_phase_xla(rng):
 
     model = CountingModel(model.inputs, model.outputs)
     model.compile(
-        "adam", keras.losses.SparseCategoricalCrossentropy(True), jit_compile=True
+        _scaled("adam"),
+        keras.losses.SparseCategoricalCrossentropy(True),
+        jit_compile=True,
     )
 
     class Steps(keras.callbacks.Callback):
@@ -578,7 +612,8 @@ def _resumable_run(tmp_path, rng_seed, interrupt_at=None):
     keras.utils.set_random_seed(7)
     model, backbone = _conv_model()
     model.compile(
-        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(True)
+        _scaled(keras.optimizers.Adam(0.01), 0.5),
+        keras.losses.SparseCategoricalCrossentropy(True),
     )
     x, y = _images(np.random.default_rng(rng_seed))
     flags = []
@@ -607,7 +642,7 @@ def _resumable_run(tmp_path, rng_seed, interrupt_at=None):
         keras.utils.set_random_seed(7)
         model, backbone = _conv_model()  # a fresh process would rebuild the model
         model.compile(
-            keras.optimizers.Adam(0.01),
+            _scaled(keras.optimizers.Adam(0.01), 0.5),
             keras.losses.SparseCategoricalCrossentropy(True),
         )
     model.fit(x, y, callbacks=callbacks([]), **fit)
@@ -620,13 +655,16 @@ def test_resume_after_unfreeze_with_backup_and_restore(tmp_path):
     # head (2) then + 2 trainable per group (conv kernel + bias; BN frozen)
     assert ref_flags == [(0, 2), (1, 4), (2, 6), (3, 8)]
     assert flags == [(0, 2), (1, 4), (2, 6), (3, 8)]
+    # Both runs are float32 Adam(0.01) over 8 steps (16 images of 8 x 8 pixels: the
+    # gradients are sums over 8 * 64 terms); each may be that far from exact.
     for a, b in zip(reference, resumed):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        bound = 2 * tolerance.training_bound(a, 8, fan_in=8 * 64, adam_lr=0.01)
+        tolerance.assert_within(b, a, bound)
 
 
 def test_refit_after_interrupted_fit_keeps_user_flags(rng):
     model, backbone = _conv_model()
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(True))
+    model.compile(_scaled("sgd"), keras.losses.SparseCategoricalCrossentropy(True))
     x, y = _images(rng)
     callback = FreezeUnfreeze("backbone", freeze_epochs=1)
     with pytest.raises(RuntimeError):
@@ -634,7 +672,6 @@ def test_refit_after_interrupted_fit_keeps_user_flags(rng):
     assert not backbone.trainable  # left frozen by the interruption
     model.fit(x, y, epochs=2, initial_epoch=1, verbose=0, callbacks=[callback])
     assert all(layer.trainable for layer in backbone.layers)
-    assert "apply" not in vars(model.optimizer)
 
 
 # ---------------------------------------------------------------- backbones
@@ -661,7 +698,8 @@ def test_backbone_groups_and_top_group_unfreeze(name, rng):
     features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(features))
     model.compile(
-        keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(True)
+        _scaled(keras.optimizers.SGD(0.1), backbone=backbone),
+        keras.losses.SparseCategoricalCrossentropy(True),
     )
     variables = backbone.weights
     snap = _Snapshots(variables)
@@ -716,15 +754,22 @@ def _lookahead_sgd_reference(
     return fast
 
 
+_COMPILED = [(i, m) for i, m in MODES if not m.get("run_eagerly")]
+
+
 @pytest.mark.parametrize(
-    "mode",
-    [m for _, m in MODES if not m.get("run_eagerly")],
-    ids=[i for i, m in MODES if not m.get("run_eagerly")],
+    "mode, nesting",
+    [(m, n) for _, m in _COMPILED for n in ("inside", "inside-and-around")],
+    ids=[f"{i}-{n}" for i, _ in _COMPILED for n in ("inside", "inside-and-around")],
 )
-def test_lookahead_with_schedule_against_reference(mode, rng):
-    """LookAhead(SGD) with a keras_trainplus warm-up + cosine schedule: the fast steps
-    of the backbone are scaled, its slow weights follow, the head's slow weights and
-    the sync counter carry over the unfreeze."""
+def test_lookahead_with_schedule_against_reference(mode, nesting, rng):
+    """LookAhead(LearningRateMultipliers(SGD)) with a keras_trainplus warm-up +
+    cosine schedule: the fast steps of the backbone are scaled, its slow weights
+    follow, the head's slow weights and the sync counter carry over the unfreeze.
+    Under JAX the frozen phase needs the wrapper outermost too: a second one
+    without multipliers around LookAhead."""
+    if nesting == "inside" and keras.backend.backend() == "jax":
+        pytest.skip("JAX needs LearningRateMultipliers outermost")
     from keras_trainplus.optimizers import LookAhead
     from keras_trainplus.schedules import CosineDecay
     from keras_trainplus.schedules import WarmUp
@@ -733,11 +778,12 @@ def test_lookahead_with_schedule_against_reference(mode, rng):
     schedule = WarmUp(
         CosineDecay(0.1, decay_steps=6, final_learning_rate=0.01), warmup_steps=2
     )
-    model.compile(
-        LookAhead(keras.optimizers.SGD(schedule), sync_period=3, slow_step_size=0.5),
-        "mse",
-        **mode,
+    optimizer = LookAhead(
+        _scaled(keras.optimizers.SGD(schedule), 0.2), sync_period=3, slow_step_size=0.5
     )
+    if nesting == "inside-and-around":
+        optimizer = LearningRateMultipliers(optimizer, {})
+    model.compile(optimizer, "mse", **mode)
     x = rng.normal(size=(8, 4)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
     params = [_numpy(v) for v in model.trainable_variables]
@@ -764,8 +810,11 @@ def test_lookahead_with_schedule_against_reference(mode, rng):
         sync_period=3,
         alpha=0.5,
     )
+    # Eight SGD steps (gradients as in the SGD test above, rates off by the
+    # schedule's 8 units) and two syncs, which only average.
     for variable, reference in zip(model.trainable_variables, expected):
-        np.testing.assert_allclose(_numpy(variable), reference, rtol=1e-5, atol=1e-6)
+        bound = tolerance.training_bound(reference, 8, fan_in=12 + 8)
+        tolerance.assert_within(_numpy(variable), reference, bound)
 
 
 @pytest.mark.parametrize("mixed", [False, True], ids=["float32", "mixed_float16"])
@@ -776,7 +825,8 @@ def test_ranger(mixed, rng):
         keras.config.set_dtype_policy("mixed_float16")
     model, backbone = _conv_model()
     model.compile(
-        Ranger(learning_rate=0.01), keras.losses.SparseCategoricalCrossentropy(True)
+        _scaled(Ranger(learning_rate=0.01)),
+        keras.losses.SparseCategoricalCrossentropy(True),
     )
     weights, moving, _ = _backbone_state(backbone)
     snap = _Snapshots(weights + moving)
@@ -816,7 +866,9 @@ def test_compat_flatten_layers_and_optimizer_built_variables():
 def test_jax_refuses_ema_optimizer(rng):
     model, _ = _conv_model()
     model.compile(
-        keras.optimizers.Adam(use_ema=True),
+        LearningRateMultipliers(
+            keras.optimizers.Adam(), {"backbone": 0.1}, use_ema=True
+        ),
         keras.losses.SparseCategoricalCrossentropy(True),
     )
     x, y = _images(rng)
@@ -824,3 +876,267 @@ def test_jax_refuses_ema_optimizer(rng):
         ValueError, match=r"does not support optimizers with `use_ema=True`"
     ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[FreezeUnfreeze("backbone")])
+
+
+# ---------------------------------------------------------------- the optimizer
+
+
+def test_a_plain_optimizer_with_a_multiplier_is_refused(rng):
+    model, _ = _conv_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+    x, y = _images(rng)
+    if keras.backend.backend() == "jax":
+        message = (
+            r"FreezeUnfreeze under JAX needs keras_trainplus\.optimizers\."
+            r"LearningRateMultipliers as the model's optimizer \(inside Keras's "
+            r"LossScaleOptimizer, if any\).*Compile with LearningRateMultipliers\("
+            r"<your Adam>, \{backbone: multiplier\}\)"
+        )
+    else:
+        message = (
+            r"FreezeUnfreeze\(backbone_learning_rate_multiplier=0\.1\): the optimizer "
+            r"trains 12 of the backbone's 12 weights at another multiple of the "
+            r"learning rate \(e\.g\. \[\('backbone/block0_conv/kernel', 1\.0\).*"
+            r"compile with keras_trainplus\.optimizers\.LearningRateMultipliers\("
+            r"optimizer, \{backbone: 0\.1\}\)"
+        )
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[FreezeUnfreeze("backbone")])
+
+
+def test_multiplier_none_takes_the_optimizers_multipliers(rng):
+    from keras_trainplus.optimizers import layer_decay
+
+    model, backbone = _conv_model()
+    decayed = layer_decay(backbone, 0.5)
+    model.compile(
+        LearningRateMultipliers("sgd", decayed),
+        keras.losses.SparseCategoricalCrossentropy(True),
+    )
+    x, y = _images(rng)
+    with pytest.raises(ValueError, match=r"trains 12 of the backbone's 12 weights"):
+        model.fit(x, y, verbose=0, callbacks=[FreezeUnfreeze(backbone)])
+    callback = FreezeUnfreeze(
+        backbone, unfreeze_every=1, backbone_learning_rate_multiplier=None
+    )
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+    assert callback.unfrozen_groups == 1
+
+
+@only_backends("jax")
+def test_jax_needs_the_wrapper_outermost(rng):
+    from keras_trainplus.optimizers import LookAhead
+
+    model, _ = _conv_model()
+    model.compile(
+        LookAhead(_scaled("adam")), keras.losses.SparseCategoricalCrossentropy(True)
+    )
+    x, y = _images(rng)
+    with pytest.raises(ValueError, match=r"LearningRateMultipliers\(<your LookAhead>"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[FreezeUnfreeze("backbone")])
+
+
+def test_multi_optimizer_is_refused(rng):
+    if not hasattr(keras.optimizers, "MultiOptimizer"):
+        pytest.skip("keras.optimizers.MultiOptimizer needs Keras 3.15")
+    model, _ = _conv_model()
+    optimizer = keras.optimizers.MultiOptimizer(
+        keras.optimizers.OptimizerMap(
+            keras.optimizers.Adam(), {"backbone/.*": keras.optimizers.Adam(1e-4)}
+        )
+    )
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(True))
+    x, y = _images(rng)
+    callback = FreezeUnfreeze("backbone", backbone_learning_rate_multiplier=None)
+    with pytest.raises(
+        ValueError,
+        match=r"FreezeUnfreeze does not support keras\.optimizers\.MultiOptimizer: "
+        r"while layers are frozen Keras passes the optimizer only the trainable "
+        r"variables, and MultiOptimizer requires all the variables it was built on",
+    ):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+
+
+class _KeyboardInterrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt after `steps` training steps, as Ctrl-C would."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.seen = steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.steps:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("mode", [m for _, m in MODES], ids=MODE_IDS)
+def test_interrupted_fit_leaves_nothing_on_the_optimizer(mode, rng):
+    """Ctrl-C in the middle of an epoch (Keras skips `on_train_end`): a following
+    plain fit trains exactly as a model that never saw the callback, given the same
+    weights and optimizer state."""
+
+    def compiled():
+        keras.utils.set_random_seed(5)
+        model, _ = _conv_model()
+        model.compile(
+            _scaled(keras.optimizers.SGD(0.05, momentum=0.9), 0.01),
+            keras.losses.SparseCategoricalCrossentropy(True),
+            **mode,
+        )
+        return model
+
+    x, y = _images(rng, 32)
+    model = compiled()
+    callback = FreezeUnfreeze(
+        "backbone",
+        freeze_epochs=0,
+        train_bn=True,
+        backbone_learning_rate_multiplier=0.01,
+    )
+    fit = dict(batch_size=8, shuffle=False, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, callbacks=[callback, _KeyboardInterrupt(6)], **fit)
+    chain = [model.optimizer, model.optimizer.optimizer]
+    assert not any({"apply", "stateless_apply"} & set(vars(o)) for o in chain)
+    twin = compiled()
+    twin.optimizer.build(twin.trainable_variables)
+    twin.set_weights(model.get_weights())
+    twin.optimizer.set_weights(
+        [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    )
+    model.fit(x, y, epochs=1, **fit)
+    twin.fit(x, y, epochs=1, **fit)
+    # Both compile the same train step (same model code, optimizer configuration and
+    # trainable variables) and run it on the same weights, state and batches, so
+    # they agree bit for bit unless the interrupted fit left something behind.
+    for got, want in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_checkpoint_saved_while_frozen(tmp_path, rng):
+    """ModelCheckpoint during the frozen epochs saves the callback's flags: loading
+    that file and fitting with the callback fails with the steps to resume, and
+    those steps resume exactly."""
+    x, y = _images(rng)
+    path = str(tmp_path / "frozen.keras")
+
+    def compiled():
+        keras.utils.set_random_seed(7)
+        model, _ = _conv_model()
+        model.compile(
+            _scaled(keras.optimizers.Adam(0.01)),
+            keras.losses.SparseCategoricalCrossentropy(True),
+        )
+        return model
+
+    def fit(model, epochs, initial_epoch=0, extra=()):
+        callback = FreezeUnfreeze("backbone", freeze_epochs=2)
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            batch_size=8,
+            shuffle=False,
+            verbose=0,
+            callbacks=[callback, *extra],
+        )
+
+    straight = compiled()
+    fit(straight, 4)
+    model = compiled()
+    fit(model, 1, extra=[keras.callbacks.ModelCheckpoint(path)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the optimizer state does not fit
+        reloaded = keras.saving.load_model(path)
+    with pytest.raises(
+        ValueError,
+        match=r"A model saved while FreezeUnfreeze had the backbone frozen.*"
+        r"`model\.optimizer\.build\(model\.trainable_variables\)`, "
+        r"`model\.load_weights\(path\)`",
+    ):
+        fit(reloaded, 4, initial_epoch=1)
+    resumed = compiled()
+    resumed.optimizer.build(resumed.trainable_variables)
+    resumed.load_weights(path)
+    fit(resumed, 4, initial_epoch=1)
+    # The same compiled steps from the same weights, optimizer state and batches as
+    # the straight run's last 3 epochs: the same kernels, bit for bit.
+    for got, want in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+@only_backends("tensorflow", "jax")
+def test_gradual_unfreezing_with_layer_decay_on_a_keras_hub_backbone(rng):
+    """A KerasHub ResNet under `jit_compile=True`: the top group unfreezes first; once
+    all are unfrozen, one SGD step moves each backbone weight by its group's
+    `decay**i` times the step of the same model trained without multipliers."""
+    from keras_trainplus.optimizers import layer_decay
+    from tests.helpers.backbones import keras_hub_resnet
+
+    def build(multipliers):
+        keras.utils.set_random_seed(3)
+        backbone = keras_hub_resnet()
+        inputs = keras.Input(backbone.input_shape[1:])
+        features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(2, name="head")(features))
+        model.compile(
+            LearningRateMultipliers(keras.optimizers.SGD(0.05), multipliers(backbone)),
+            keras.losses.SparseCategoricalCrossentropy(True),
+            jit_compile=True,
+        )
+        return model, backbone
+
+    model, backbone = build(lambda b: layer_decay(b, 0.5))
+    x = rng.normal(size=(8,) + backbone.input_shape[1:]).astype("float32")
+    y = rng.integers(0, 2, size=(8,))
+
+    def fit(model, epochs, initial_epoch=0, extra=()):
+        callback = FreezeUnfreeze(
+            model.layers[1],
+            freeze_epochs=1,
+            unfreeze_every=1,
+            backbone_learning_rate_multiplier=None,
+        )
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            batch_size=8,
+            verbose=0,
+            callbacks=[callback, *extra],
+        )
+        return callback
+
+    variables = [v for v in backbone.weights if v.trainable]
+    snap = _Snapshots(variables)
+    callback = fit(model, 2, extra=[snap])
+    top = {
+        id(v) for n in callback.group_names[-1] for v in backbone.get_layer(n).weights
+    }
+    assert not any(_changed(snap.initial, snap.epochs[0]))
+    moved = _changed(snap.epochs[0], snap.epochs[1])
+    assert any(moved)
+    assert all(id(v) in top for v, m in zip(variables, moved) if m)
+
+    twin, twin_backbone = build(lambda b: {})
+    twin.set_weights(model.get_weights())
+    before = [_numpy(v) for v in variables]
+    fit(model, 3, initial_epoch=2)
+    fit(twin, 3, initial_epoch=2)
+    multipliers = dict((id(v), m) for v, m in model.optimizer.get_multipliers())
+    assert {round(multipliers[id(v)], 6) for v in variables} == {0.5, 1.0}
+    twin_variables = [v for v in twin_backbone.weights if v.trainable]
+    # One SGD step x - (m lr) g against x + m (x_twin - x) with x_twin = x - lr g:
+    # the two updates round once each at the weights' scale, the rates' products
+    # and the difference x_twin - x once more; the gradient (the same network on
+    # the same batch, compiled into two programs that may fuse it differently) is
+    # off by a few units of the step, which is far below the weights' scale.
+    for variable, twin_variable, start in zip(variables, twin_variables, before):
+        m = multipliers[id(variable)]
+        expected = start + m * (_numpy(twin_variable) - start)
+        tolerance.assert_close(
+            _numpy(variable), expected, ulps=4, scale=start, err_msg=variable.path
+        )

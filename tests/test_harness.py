@@ -8,6 +8,7 @@ from keras_trainplus import _validation
 from tests.helpers import config as config_helpers
 from tests.helpers import optim
 from tests.helpers.backend import function_modes
+from tests.test_lookahead import momentum_rule
 
 pytestmark = pytest.mark.smoke
 
@@ -46,10 +47,67 @@ def test_harness_detects_a_wrong_rule():
     def slightly_off(t, params, grads, state):
         return [p - 0.0501 * g for p, g in zip(params, grads)], state
 
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="step 1, parameter 0"):
         optim.assert_trajectories_close(
             got, optim.reference_trajectory(slightly_off, problem, 5)
         )
+
+
+def _adam_off_by_one(t, params, grads, state):
+    return _adam(t + 1, params, grads, state)
+
+
+def _adam_without_second_moment_correction(t, params, grads, state):
+    m, v = state or ([np.zeros_like(p) for p in params],) * 2
+    m = [0.9 * mi + 0.1 * g for mi, g in zip(m, grads)]
+    v = [0.999 * vi + 0.001 * g * g for vi, g in zip(v, grads)]
+    alpha = 0.01 / (1 - float(np.float32(0.9)) ** t)
+    params = [p - alpha * mi / (np.sqrt(vi) + 1e-7) for p, mi, vi in zip(params, m, v)]
+    return params, (m, v)
+
+
+# Bugs a reference comparison must catch, with the step at which each shows. Each is
+# caught by more than `MARGIN` times the bound: the bound is not a near miss.
+MARGIN = 10
+BUGS = {
+    "adam-off-by-one-step": (
+        lambda: keras.optimizers.Adam(0.01),
+        _adam_off_by_one,
+        1,
+    ),
+    "adam-wrong-bias-correction": (
+        lambda: keras.optimizers.Adam(0.01),
+        _adam_without_second_moment_correction,
+        1,
+    ),
+    "momentum-0.899-for-0.9": (
+        lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+        momentum_rule(0.05, 0.899),
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+@pytest.mark.parametrize("problem", [optim.Quadratic(), optim.TinyMLP()])
+def test_harness_catches_injected_bugs(bug, problem):
+    make, wrong_rule, first_step = BUGS[bug]
+    got = optim.keras_trajectory(make(), problem, 60)
+    wrong = optim.reference_trajectory(wrong_rule, problem, 60)
+    with pytest.raises(AssertionError, match=f"step {first_step}, parameter"):
+        optim.assert_trajectories_close(got, wrong)
+    with pytest.raises(AssertionError, match=f"step {first_step}, parameter"):
+        optim.assert_trajectories_close(
+            got, wrong, factor=MARGIN * optim.TRAJECTORY_FACTOR
+        )
+
+
+def test_close_compares_with_a_reference_only():
+    problem = optim.Quadratic()
+    got = optim.keras_trajectory(keras.optimizers.SGD(0.05), problem, 3)
+    with pytest.raises(TypeError, match="must be a `Reference`"):
+        optim.assert_trajectories_close(got, got)
+    optim.assert_trajectories_equal(got, got)
 
 
 def test_config_roundtrip_rejects_unregistered_objects():

@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 from skimage import data as skdata
 
+from tests.helpers import tolerance
+
 README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
 
 
@@ -44,7 +46,9 @@ def test_resnet_recipe_in_tf_data():
     exec(_recipes()[0], namespace)
     images, labels = next(iter(namespace["train_ds"]))
     assert images.shape == (3, 224, 224, 3) and labels.shape == (3, 1000)
-    np.testing.assert_allclose(labels.numpy().sum(axis=1), 1.0, atol=1e-5)
+    # Label smoothing and the Mixup blend: ~8 float32 roundings at the scale 1 of the
+    # largest entries (the sum itself in float64).
+    tolerance.assert_close(labels.numpy().astype(np.float64).sum(axis=1), 1.0, 8)
     assert np.isfinite(images.numpy()).all()
 
 
@@ -63,4 +67,6 @@ def test_alexnet_recipe_in_a_compiled_model():
     assert probabilities.shape == (4, 1000)
     # At inference the augmentation is deterministic.
     again = model.predict(images, verbose=0)
-    np.testing.assert_allclose(again, probabilities, atol=1e-6)
+    # The same compiled function on the same images: the same arithmetic, up to the
+    # order a multi-threaded kernel may pick, a few units of the outputs' scale.
+    tolerance.assert_close(again, probabilities, 16)

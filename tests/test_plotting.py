@@ -26,7 +26,7 @@ def test_plots_the_rate_at_every_step(axes):
     line = axes.get_lines()[0]
     np.testing.assert_array_equal(line.get_xdata(), np.arange(60))
     want = helpers.table(helpers.cosine_decay, range(60), initial=0.1, decay_steps=50)
-    np.testing.assert_allclose(line.get_ydata(), want, rtol=1e-6)
+    helpers.assert_matches(line.get_ydata(), want)
     assert line.get_label() == "CosineDecay"
     assert axes.get_xlabel() == "step" and axes.get_ylabel() == "learning rate"
 
@@ -35,9 +35,7 @@ def test_plots_given_steps_into_the_current_axes(axes):
     steps = [0, 99, 100, 250]
     ax = plot(StepDecay(1.0, [100, 200]), steps)
     assert ax is axes
-    np.testing.assert_allclose(
-        ax.get_lines()[0].get_ydata(), [1.0, 1.0, 0.1, 0.01], rtol=1e-6
-    )
+    helpers.assert_matches(ax.get_lines()[0].get_ydata(), [1.0, 1.0, 0.1, 0.01])
 
 
 @pytest.mark.parametrize("steps", [0, 2.5, [[1, 2]], []])

@@ -7,6 +7,7 @@ import pytest
 import keras_trainplus as ktp
 from tests.helpers import config as config_helpers
 from tests.helpers import optim
+from tests.helpers import tolerance
 from tests.helpers.backend import compile_modes
 from tests.helpers.backend import function_modes
 from tests.test_lookahead import lookahead_rule
@@ -55,11 +56,12 @@ def test_without_gc_equals_lookahead_of_radam(mode):
         **kwargs, sync_period=4, slow_step_size=0.6, use_gc=False
     )
     lookahead = ktp.optimizers.LookAhead(ktp.optimizers.RAdam(**kwargs), 4, 0.6)
-    optim.assert_trajectories_close(
+    # Bit for bit on any CPU: Ranger is LookAhead with an inner RAdam, and without
+    # gradient centralization it hands the gradients through untouched, so both run
+    # the same operations in the same order on the same inputs.
+    optim.assert_trajectories_equal(
         optim.keras_trajectory(ranger, problem, 100, mode),
         optim.keras_trajectory(lookahead, problem, 100, mode),
-        rtol=0,
-        atol=0,
     )
 
 
@@ -75,10 +77,12 @@ def test_first_step_moves_by_the_centralized_gradient(gc_conv_only, rng):
     want = centralized(
         [g.astype(np.float64) for g in grads], min_rank=4 if gc_conv_only else 2
     )
-    for variable, w in zip(variables, want):
-        np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(variable), -0.1 * w, rtol=1e-5, atol=1e-7
-        )
+    # Centralizing is a mean of up to 12 terms and a subtraction (13 units at the
+    # gradient's scale, which the result may be far below); RAdam's first step
+    # lr (1 - beta_1) g / (1 - beta_1) rounds ~6 more times.
+    for variable, w, g in zip(variables, want, grads):
+        got = keras.ops.convert_to_numpy(variable)
+        tolerance.assert_close(got, -0.1 * w, 13 + 6, scale=0.1 * g)
 
 
 def test_state_is_three_slots_per_parameter():

@@ -73,7 +73,7 @@ def test_bounded_and_monotone(boundaries, decay_rate, steps_per_epoch):
         schedule, np.linspace(0, 2 * last, 80).round(), dtype="float32"
     )
     lowest = decay_rate ** len(boundaries)
-    assert np.all(values <= 1.0) and np.all(values >= lowest * (1 - 1e-6))
+    assert np.all(values <= 1.0) and np.all(values >= lowest * (1 - helpers.RTOL))
     assert np.all(np.diff(values) <= 0.0)
 
 

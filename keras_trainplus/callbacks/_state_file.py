@@ -1,4 +1,4 @@
-"""Atomic save/load of a callback's state (JSON scalars + NumPy arrays) in one file."""
+"""The one state-file format of the callbacks: JSON scalars + NumPy arrays, one file."""
 
 import json
 import os
@@ -11,8 +11,8 @@ from keras_trainplus._files import atomic_path
 def save(path, state, arrays=()):
     """Writes `state` (JSON-able dict) and `arrays` to `path` atomically.
 
-    The file is written next to its destination and moved into place with
-    `os.replace`, so a reader sees either the previous file or the new one.
+    Through `atomic_path`: a reader sees either the previous file or the new one,
+    also after a crash.
     """
     payload = {f"array_{i}": np.asarray(a) for i, a in enumerate(arrays)}
     payload["state"] = np.asarray(json.dumps(state))

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_trainplus import _compat
 from keras_trainplus._validation import check_number
 
 
@@ -31,8 +32,8 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
     other than the moving statistics are not changed.
 
     Args:
-        model: a Keras model (nested models are searched too). Defaults to none
-            (required).
+        model: a Keras model (nested models and layers are searched too).
+            Defaults to none (required).
         data: an array of inputs (batched by `batch_size`), or an iterable of
             batches `x` or `(x, y, ...)` such as a `tf.data.Dataset`. Defaults to
             none (required).
@@ -85,14 +86,12 @@ def recalibrate_batch_norm(model, data, steps=None, batch_size=32):
 
 
 def batch_norm_layers(layer):
-    """The BatchNormalization layers of `layer`, nested models included."""
-    found = []
-    for sublayer in getattr(layer, "layers", []):
-        if isinstance(sublayer, keras.layers.BatchNormalization):
-            found.append(sublayer)
-        else:
-            found.extend(batch_norm_layers(sublayer))
-    return found
+    """The BatchNormalization layers of `layer`, in nested models and layers too."""
+    return [
+        sublayer
+        for sublayer in _compat.flatten_layers(layer)
+        if isinstance(sublayer, keras.layers.BatchNormalization)
+    ]
 
 
 def _batches(data, batch_size):

@@ -7,21 +7,23 @@ import warnings
 import keras
 import numpy as np
 
+from keras_trainplus._files import prepare_directory
 from keras_trainplus._validation import PACKAGE
 from keras_trainplus._validation import check_bool
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
+from keras_trainplus._validation import check_path
+from keras_trainplus.callbacks import _resume
 from keras_trainplus.callbacks import _state_file
-
-STOP_REASONS = ("patience", "non_finite", "stopping_threshold", "divergence_threshold")
+from keras_trainplus.callbacks._config import ConfigMixin
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class EarlyStopping(keras.callbacks.EarlyStopping):
+class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
     """Stops training when the monitored quantity stops improving, or cannot.
 
-    Early stopping as in the lecture (section 3): stop when the validation metric
-    stops improving and keep the best model seen. A subclass of
+    Early stopping (Prechelt, "Early Stopping - But When?", 1998): stop when the
+    validation metric stops improving and keep the best model seen. A subclass of
     `keras.callbacks.EarlyStopping` (same patience, `min_delta`, `baseline` and
     `start_from_epoch` semantics) that adds the stops PyTorch Lightning users know:
 
@@ -33,7 +35,16 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
       (hopeless), i.e. `value > divergence_threshold` in `"min"` mode.
 
     These three are checked every epoch, also before `start_from_epoch`; patience
-    counts from `start_from_epoch`. `stop_reason` records why training stopped
+    counts from `start_from_epoch`. Both thresholds together must leave a range
+    of values that stops neither way (`stopping_threshold < divergence_threshold`
+    in `"min"` mode, `>` in `"max"` mode; `ValueError` otherwise).
+
+    A `monitor` the model does not log is an error in `"auto"` mode, as in Keras
+    (the direction of an unknown name cannot be inferred; raised at the end of the
+    first epoch, when the metrics are known); with an explicit `mode` it is
+    warned about once, since a metric can be missing at some epochs (validation
+    with `validation_freq > 1`), and training does not stop early while it is
+    missing. `stop_reason` records why training stopped
     (one of `"patience"`, `"non_finite"`, `"stopping_threshold"`,
     `"divergence_threshold"`, or `None` when it ran to the end) and
     `stopped_epoch` when. With `restore_best_weights` the weights of the best
@@ -44,10 +55,14 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
 
     Resuming: `keras.callbacks.BackupAndRestore` saves the model, the optimizer and
     the epoch, not the callbacks. Give this callback the same `backup_dir`: it then
-    writes its state (best value and epoch, wait count, best weights) atomically to
-    `backup_dir/early_stopping_<monitor>.npz` after every epoch and, when `fit` is
-    restarted at the epoch after the last saved one, continues from it. The file is
-    removed with the backup directory when training completes.
+    writes its state (best value and epoch, wait count, best weights) atomically
+    and durably to `backup_dir/early_stopping_<monitor>.npz` after every epoch and,
+    when `fit` is restarted at the epoch after the last saved one, continues from
+    it. The file is removed with the backup directory when training completes.
+    `backup_dir` is checked when training begins. A backup saved in the middle of
+    an epoch (`BackupAndRestore(save_freq=<int>)`) cannot be resumed exactly,
+    because Keras restarts that epoch from its first batch: the callback warns
+    when the state it loads does not match the restored optimizer's step counter.
 
     Args:
         monitor: the quantity to monitor. Defaults to `"val_loss"`.
@@ -66,8 +81,9 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
             `None`.
         divergence_threshold: stop once the value is worse than this. Defaults to
             `None`.
-        backup_dir: directory of the `BackupAndRestore` callback this one resumes
-            with, or `None`. Defaults to `None`.
+        backup_dir: directory (a `str` or `pathlib.Path`) of the
+            `BackupAndRestore` callback this one resumes with, or `None`.
+            Defaults to `None`.
         verbose: `1` prints why training stopped and which weights were restored.
             Defaults to `0`.
 
@@ -119,13 +135,7 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
             )
         check_bool("restore_best_weights", restore_best_weights)
         check_bool("check_finite", check_finite)
-        if backup_dir is not None and (
-            not isinstance(backup_dir, str) or not backup_dir
-        ):
-            raise ValueError(
-                f"Argument `backup_dir` must be a directory path or None. "
-                f"Received: backup_dir={backup_dir!r}"
-            )
+        backup_dir = check_path("backup_dir", backup_dir, optional=True)
         verbose = check_number("verbose", verbose, 0, 1, integer=True)
         super().__init__(
             monitor=monitor,
@@ -140,6 +150,8 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         self.check_finite = check_finite
         self.stopping_threshold = stopping_threshold
         self.divergence_threshold = divergence_threshold
+        if mode != "auto":
+            self._check_thresholds(mode)
         self.backup_dir = backup_dir
         self.stop_reason = None
         self.restored_epoch = None
@@ -154,12 +166,44 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         name = "".join(c if c.isalnum() or c in "_-" else "_" for c in self.monitor)
         return os.path.join(self.backup_dir, f"early_stopping_{name}.npz")
 
+    def _check_thresholds(self, mode):
+        good, bad = self.stopping_threshold, self.divergence_threshold
+        if good is None or bad is None:
+            return
+        if (good < bad) if mode == "min" else (good > bad):
+            return
+        better, worse = ("<", ">") if mode == "min" else (">", "<")
+        raise ValueError(
+            "Arguments `stopping_threshold` and `divergence_threshold` contradict "
+            f"each other in mode='{mode}': training stops when the value is "
+            f"{better} stopping_threshold (good enough) and when it is {worse} "
+            "divergence_threshold (diverged), so stopping_threshold must be "
+            f"{better} divergence_threshold. Received: stopping_threshold={good}, "
+            f"divergence_threshold={bad}"
+        )
+
+    def _resolve_mode(self, logs):
+        """Sets the direction in `"auto"` mode, as Keras does, with a clear error."""
+        try:
+            self._set_monitor_op()
+        except ValueError as error:
+            raise ValueError(
+                f"EarlyStopping cannot tell whether `{self.monitor}` should be "
+                "minimized or maximized: it is neither a loss nor a metric of the "
+                f"model (logged now: {', '.join(sorted(logs or {})) or 'none'}). "
+                "Check the name, or pass mode='min' or mode='max'."
+            ) from error
+        self._check_thresholds("min" if self.monitor_op is keras.ops.less else "max")
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.stop_reason = None
         self.restored_epoch = None
         self._warned_missing = False
-        self._saved = _state_file.load(self.state_path) if self.backup_dir else None
+        self._saved = None
+        if self.backup_dir is not None:
+            prepare_directory("backup_dir", self.backup_dir, "early_stopping_*.npz")
+            self._saved = _state_file.load(self.state_path)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._saved is None:
@@ -173,6 +217,10 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
                 stacklevel=2,
             )
             return
+        if "iterations" in state:
+            _resume.warn_if_mid_epoch(
+                "EarlyStopping", self.model, epoch, state["iterations"]
+            )
         self.wait = state["wait"]
         self.best = state["best"]
         self.best_epoch = state["best_epoch"]
@@ -185,7 +233,8 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
             self._warned_missing = True
             warnings.warn(
                 f"EarlyStopping conditioned on metric `{self.monitor}` which is not "
-                "available. Available metrics are: "
+                "available: training will not stop early, and no best weights are "
+                "kept, while it is missing. Available metrics are: "
                 f"{', '.join(sorted(logs)) or 'none'}.",
                 stacklevel=2,
             )
@@ -202,6 +251,8 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         return value > reference
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._resolve_mode(logs)
         current = self.get_monitor_value(logs)
         if current is None:
             return
@@ -226,6 +277,7 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
     def _save_state(self, epoch):
         state = {
             "next_epoch": epoch + 1,
+            "iterations": _resume.optimizer_steps(self.model),
             "wait": self.wait,
             "best": None if self.best is None else float(self.best),
             "best_epoch": self.best_epoch,
@@ -263,10 +315,6 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
             "backup_dir": self.backup_dir,
             "verbose": self.verbose,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _scalar(name, value):

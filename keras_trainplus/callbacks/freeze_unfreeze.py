@@ -4,12 +4,12 @@ import weakref
 
 import keras
 
+from keras_trainplus import _backbone
 from keras_trainplus import _compat
 from keras_trainplus._validation import PACKAGE
 from keras_trainplus._validation import check_bool
 from keras_trainplus._validation import check_number
-from keras_trainplus.callbacks import _backbone
-from keras_trainplus.callbacks import _optimizer_hooks
+from keras_trainplus.callbacks import _freeze_checks
 
 # model -> the `trainable` flags its backbone layers and variables had before the
 # first `fit` with this callback; kept until `on_train_end` restores them, so that a
@@ -34,14 +34,15 @@ def _set_trainable(layer, value):
 class FreezeUnfreeze(keras.callbacks.Callback):
     """Trains the head with the backbone frozen, then unfreezes it, in one `fit`.
 
-    Transfer learning as in the lecture (section 7) and fastai's `fine_tune`: for
-    the first `freeze_epochs` epochs only the new layers train; then the backbone
-    is unfrozen, all at once or gradually (one more layer group every
-    `unfreeze_every` epochs, from the top down), and trains with a smaller learning
-    rate. With `G` groups numbered from the top (0) down, group `i` trains from
-    epoch `freeze_epochs + i * unfreeze_every`. The phase is a function of the
-    epoch index, so `keras.callbacks.BackupAndRestore` (which saves the epoch) and
-    `fit(initial_epoch=...)` resume with the right layers frozen.
+    Transfer learning with gradual unfreezing (Howard & Ruder 2018, "Universal
+    Language Model Fine-tuning for Text Classification", arXiv:1801.06146) as in
+    fastai's `fine_tune`: for the first `freeze_epochs` epochs only the new layers
+    train; then the backbone is unfrozen, all at once or gradually (one more layer
+    group every `unfreeze_every` epochs, from the top down), and trains with a
+    smaller learning rate. With `G` groups numbered from the top (0) down, group
+    `i` trains from epoch `freeze_epochs + i * unfreeze_every`. The phase is a
+    function of the epoch index, so `keras.callbacks.BackupAndRestore` (which saves
+    the epoch) and `fit(initial_epoch=...)` resume with the right layers frozen.
 
     Each phase change sets `layer.trainable` and rebuilds the train function
     (`model.make_train_function(force=True)`): one retrace per phase change on
@@ -51,14 +52,20 @@ class FreezeUnfreeze(keras.callbacks.Callback):
     is kept when the backbone joins; compile with the backbone trainable, this
     callback freezes it before the first step.
 
-    Discriminative learning rate: each optimizer step moves a backbone variable by
-    `backbone_learning_rate_multiplier` times the step the optimizer computed for
-    it at full rate, `x <- x + m * (x_opt - x)`, inside the compiled train step.
-    For an optimizer whose step is proportional to the learning rate and whose
-    slots do not depend on it (SGD, Adam, AdamW, RMSprop, Adagrad, Lion, RAdam,
-    and SGD with momentum started from zero velocity) this is exactly the same
-    optimizer with learning rate `m * lr` on the backbone; for LookAhead/Ranger the
-    fast steps are scaled and the slow weights follow them.
+    Discriminative learning rate: the optimizer applies it. Compile with
+    `keras_trainplus.optimizers.LearningRateMultipliers(optimizer, {backbone: m})`
+    (the backbone then trains exactly as `optimizer` at `m * lr`; or with the
+    multipliers of `layer_decay`, one per group); the callback checks before the
+    first step that the optimizer gives every backbone weight the factor
+    `backbone_learning_rate_multiplier` and raises with the line to write
+    otherwise. It never changes the optimizer, so nothing it does to the
+    optimizer can outlive `fit`, also when `fit` ends with an exception or
+    `KeyboardInterrupt` (Keras then skips `on_train_end`). Under JAX the model's
+    optimizer must be a `LearningRateMultipliers` (inside Keras's
+    `LossScaleOptimizer`, if any) also with `m = 1`: Keras's JAX trainer hands the
+    optimizer only the trainable variables, a subset while layers are frozen,
+    which only that wrapper accepts. `keras.optimizers.MultiOptimizer` is refused
+    (it requires all its variables at every step).
 
     BatchNormalization: with `train_bn=False` (Keras's fine-tuning advice) the
     backbone's BatchNormalization layers keep `trainable=False` for the whole fit,
@@ -66,8 +73,13 @@ class FreezeUnfreeze(keras.callbacks.Callback):
     `gamma`/`beta` change, also after unfreezing. With `train_bn=True` they are
     frozen with their group and train (batch statistics, updated moving averages)
     once it is unfrozen. Layers the user had frozen stay frozen; every flag is
-    restored when `fit` ends. Use one `FreezeUnfreeze` per model (several
-    backbones go into one `backbone` list or pattern).
+    restored when `fit` ends. After an interrupted `fit` the flags stay as the
+    callback set them until the next `fit` with a `FreezeUnfreeze` on this model
+    restores them first. A model saved while the backbone is frozen (e.g. by
+    `ModelCheckpoint`) keeps those flags: resume by building and compiling the
+    model as for the first fit and calling `model.load_weights(path)` (see the
+    error message). Use one `FreezeUnfreeze` per model (several backbones go into
+    one `backbone` list or pattern).
 
     Args:
         backbone: the pretrained part of the model: a layer of the model, a layer
@@ -78,9 +90,11 @@ class FreezeUnfreeze(keras.callbacks.Callback):
             starts unfrozen. Defaults to `1`.
         train_bn: whether the backbone's BatchNormalization layers train once
             unfrozen. Defaults to `False`.
-        backbone_learning_rate_multiplier: factor `m > 0` on the backbone's
-            optimizer steps once unfrozen; `1.0` trains it like the head (no
-            hook is installed). Defaults to `0.1`.
+        backbone_learning_rate_multiplier: the factor `m > 0` on the backbone's
+            learning rate, which the compiled optimizer must apply (see above);
+            `1.0` trains it like the head and needs no wrapper outside JAX;
+            `None` accepts whatever multipliers the optimizer has (e.g.
+            `layer_decay`'s). Defaults to `0.1`.
         unfreeze_every: `None` to unfreeze the whole backbone after
             `freeze_epochs`; an integer `n >= 1` to unfreeze one more group every
             `n` epochs, from the top down. Defaults to `None`.
@@ -102,7 +116,10 @@ class FreezeUnfreeze(keras.callbacks.Callback):
     ...     [keras.layers.Dense(8, name="block1_dense"),
     ...      keras.layers.Dense(8, name="block2_dense")], name="backbone")
     >>> model = keras.Sequential([keras.Input((4,)), backbone, keras.layers.Dense(1)])
-    >>> model.compile(keras.optimizers.Adam(1e-3), "mse")
+    >>> from keras_trainplus.optimizers import LearningRateMultipliers
+    >>> model.compile(
+    ...     LearningRateMultipliers(keras.optimizers.Adam(1e-3), {backbone: 0.1}),
+    ...     "mse")
     >>> callback = FreezeUnfreeze(backbone, freeze_epochs=1, unfreeze_every=1)
     >>> _ = model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=3, verbose=0,
     ...               callbacks=[callback])
@@ -136,29 +153,25 @@ class FreezeUnfreeze(keras.callbacks.Callback):
             "freeze_epochs", freeze_epochs, 0, integer=True
         )
         self.train_bn = train_bn
-        self.backbone_learning_rate_multiplier = check_number(
-            "backbone_learning_rate_multiplier",
-            backbone_learning_rate_multiplier,
-            0,
-            low_inclusive=False,
-        )
+        if backbone_learning_rate_multiplier is not None:
+            backbone_learning_rate_multiplier = check_number(
+                "backbone_learning_rate_multiplier",
+                backbone_learning_rate_multiplier,
+                0,
+                low_inclusive=False,
+            )
+        self.backbone_learning_rate_multiplier = backbone_learning_rate_multiplier
         if unfreeze_every is not None:
             unfreeze_every = check_number(
                 "unfreeze_every", unfreeze_every, 1, integer=True
             )
         self.unfreeze_every = unfreeze_every
-        if groups != "auto":
-            if not isinstance(groups, (list, tuple)) or len(groups) < 2:
-                raise ValueError(
-                    "Argument `groups` must be 'auto' or a list of at least 2 groups "
-                    f"(layer names or patterns). Received: groups={groups!r}"
-                )
-            if unfreeze_every is None:
-                raise ValueError(
-                    "Argument `groups` needs `unfreeze_every` (the epochs between two "
-                    "groups); without it the backbone is unfrozen all at once."
-                )
-            groups = [g if isinstance(g, str) else list(g) for g in groups]
+        groups = _backbone.check_groups(groups)
+        if groups != "auto" and unfreeze_every is None:
+            raise ValueError(
+                "Argument `groups` needs `unfreeze_every` (the epochs between two "
+                "groups); without it the backbone is unfrozen all at once."
+            )
         self.groups = groups
         self.verbose = check_number("verbose", verbose, 0, 1, integer=True)
         self.unfrozen_groups = None
@@ -166,14 +179,9 @@ class FreezeUnfreeze(keras.callbacks.Callback):
 
     def _resolve(self):
         roots = _backbone.resolve_backbone(self.model, self.backbone)
-        units = _backbone.backbone_units(roots)
         if self.unfreeze_every is None:
-            groups = [units]
-        elif self.groups == "auto":
-            groups = _backbone.infer_groups(units)
-        else:
-            groups = _backbone.explicit_groups(units, self.groups)
-        return roots, groups
+            return roots, [_backbone.backbone_units(roots)]
+        return roots, _backbone.split_groups(roots, self.groups)
 
     def on_train_begin(self, logs=None):
         self._roots, self._groups = self._resolve()
@@ -187,44 +195,15 @@ class FreezeUnfreeze(keras.callbacks.Callback):
             )
         original_layers, original_variables = _ORIGINAL_FLAGS[self.model]
         self._restore_flags()
-        self._check_optimizer(variables)
+        _freeze_checks.check(
+            self.model, variables, self.backbone_learning_rate_multiplier
+        )
         self._batch_norms = [
             s for s in sublayers if isinstance(s, keras.layers.BatchNormalization)
         ]
         self._user_frozen_layers = [layer for layer, on in original_layers if not on]
         self._user_frozen_variables = [v for v, on in original_variables if not on]
-        self._optimizer = self.model.optimizer
-        _optimizer_hooks.install(
-            self._optimizer,
-            self.model,
-            variables,
-            self.backbone_learning_rate_multiplier,
-        )
         self.unfrozen_groups = None
-
-    def _check_optimizer(self, backbone_variables):
-        trainable = self.model.trainable_variables
-        backbone_ids = {id(v) for v in backbone_variables}
-        if not any(id(v) in backbone_ids for v in trainable):
-            raise ValueError(
-                "FreezeUnfreeze: the backbone has no trainable weights. Compile the "
-                "model with the backbone trainable; the callback freezes it itself "
-                "before the first step."
-            )
-        optimizer = _optimizer_hooks.chain(self.model.optimizer)[-1]
-        built = _compat.optimizer_built_variables(optimizer)
-        if built is None:
-            self.model.optimizer.build(trainable)
-            return
-        known = {id(v) for v in built}
-        unknown = [v.path for v in trainable if id(v) not in known]
-        if unknown:
-            raise ValueError(
-                f"FreezeUnfreeze: the optimizer was built without {len(unknown)} "
-                f"variables that will train (e.g. {unknown[:3]}), so it could not "
-                "update them after unfreezing. Compile with the backbone trainable "
-                "(the callback freezes it itself) and a fresh optimizer."
-            )
 
     def unfrozen_groups_at(self, epoch):
         """Number of backbone groups (from the top) trainable during `epoch`."""
@@ -272,7 +251,6 @@ class FreezeUnfreeze(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self._restore_flags()
         del _ORIGINAL_FLAGS[self.model]
-        _optimizer_hooks.uninstall(self._optimizer)
         self.model.make_train_function(force=True)
 
     def get_config(self):

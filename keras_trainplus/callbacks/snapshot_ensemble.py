@@ -8,14 +8,18 @@ import keras
 import numpy as np
 
 from keras_trainplus._files import atomic_path
+from keras_trainplus._files import prepare_directory
+from keras_trainplus._validation import PACKAGE
 from keras_trainplus._validation import check_number
+from keras_trainplus._validation import check_path
+from keras_trainplus.callbacks import _resume
+from keras_trainplus.callbacks._config import ConfigMixin
 from keras_trainplus.callbacks._rates import learning_rate_config
-from keras_trainplus.callbacks._rates import set_learning_rate
 from keras_trainplus.ensemble.averaging import AveragingEnsemble
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
-class SnapshotEnsemble(keras.callbacks.Callback):
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SnapshotEnsemble(ConfigMixin, keras.callbacks.Callback):
     """Saves a model snapshot at the end of each cycle of a cyclic cosine schedule.
 
     Snapshot Ensembles (Huang et al. 2017, arXiv:1704.00109) train one model with a
@@ -51,17 +55,29 @@ class SnapshotEnsemble(keras.callbacks.Callback):
       Both ways need `steps_per_execution=1` and a known number of steps per epoch.
 
     Snapshots are whole models (`model.save()`, `.keras` format) named
-    `snapshot-001.keras`, ..., written atomically: each is saved to a temporary
-    file in `directory` and moved to its name with `os.replace`, so an
+    `snapshot-001.keras`, ..., with the permissions `model.save` gives, written
+    atomically and durably: each is saved to a hidden temporary file in
+    `directory`, flushed to disk and moved to its name with `os.replace`, so an
     interruption mid-write leaves no partial snapshot and the previous snapshots
-    untouched. Resuming with `keras.callbacks.BackupAndRestore` neither loses nor
-    duplicates snapshots: the callback locates itself from the epoch (float rate) or
-    the optimizer's step counter (schedule), counts the cycles already completed
-    as done, and a cycle re-run after an interruption overwrites its own file.
+    untouched (the temporary file a killed process leaves behind is removed when
+    the callback next starts). `directory` is checked when training begins
+    (created if missing, must accept a file), not at the first snapshot. A
+    snapshot whose weights are not all finite (after a NaN loss) is skipped with a
+    warning, so the ensemble never averages NaN.
+
+    Resuming with `keras.callbacks.BackupAndRestore` (with its default
+    `save_freq="epoch"`) neither loses nor duplicates snapshots: the callback
+    locates itself from the epoch (float rate) or the optimizer's step counter
+    (schedule), counts the cycles already completed as done, and a cycle re-run
+    after an interruption overwrites its own file. A backup saved in the middle of
+    an epoch (`save_freq=<int>`) cannot be resumed exactly, because Keras restarts
+    that epoch from its first batch: the callback warns when a run resumed after
+    the first epoch starts from one (its optimizer's step counter is not at that
+    epoch's first step).
 
     Args:
-        directory: folder for the snapshot files (created if missing). Defaults
-            to none (required).
+        directory: folder for the snapshot files (a `str` or `pathlib.Path`;
+            created if missing). Defaults to none (required).
         num_snapshots: `M`, the number of cycles and snapshots, an integer >= 1.
             Defaults to none (required).
         keep: keep only the last `keep` snapshots on disk (older ones are deleted
@@ -83,12 +99,7 @@ class SnapshotEnsemble(keras.callbacks.Callback):
 
     def __init__(self, directory, num_snapshots, keep=None, verbose=0):
         super().__init__()
-        if not isinstance(directory, (str, os.PathLike)) or not str(directory):
-            raise ValueError(
-                "Argument `directory` must be a non-empty path. "
-                f"Received: directory={directory!r}"
-            )
-        self.directory = os.fspath(directory)
+        self.directory = check_path("directory", directory)
         self.num_snapshots = check_number(
             "num_snapshots", num_snapshots, low=1, integer=True
         )
@@ -96,25 +107,13 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             None if keep is None else check_number("keep", keep, low=1, integer=True)
         )
         self.verbose = check_number("verbose", verbose, low=0, high=2, integer=True)
-        self._initial_learning_rate = None
-        self._driven_optimizer = self._last_rate = None
+        self._rate = _resume.DrivenRate()
         self._done = set()
+        self._skipped = set()
 
     def set_model(self, model):
         super().set_model(model)
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None:
-            return
-        learning_rate = learning_rate_config(optimizer)
-        if isinstance(learning_rate, dict):
-            return
-        # A run interrupted by an exception (no `on_train_end`) leaves in the
-        # optimizer the last rate this callback assigned: `a0` is kept then.
-        interrupted = optimizer is self._driven_optimizer and (
-            float(learning_rate) == self._last_rate
-        )
-        if not interrupted:
-            self._initial_learning_rate = float(learning_rate)
+        self._rate.observe(getattr(model, "optimizer", None))
 
     def snapshot_path(self, index):
         """The file of snapshot `index` (1-based)."""
@@ -159,13 +158,14 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             )
         self._steps, self._epochs = steps, epochs
         self._done = set()
+        self._skipped = set()
         self._started = False
         learning_rate = learning_rate_config(model.optimizer)
         self._driven = not isinstance(learning_rate, dict)
         if self._driven:
             total = epochs * steps
             self._cycle_steps = _cycle_steps(total, self.num_snapshots)
-            self._driven_optimizer = model.optimizer
+            self._rate.begin(model.optimizer)
             self._cycle_ends = [
                 min(k * self._cycle_steps, total)
                 for k in range(1, self.num_snapshots + 1)
@@ -173,7 +173,7 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         else:
             schedule = keras.optimizers.schedules.deserialize(learning_rate)
             self._cycle_ends = _schedule_cycle_ends(schedule, self.num_snapshots)
-        os.makedirs(self.directory, exist_ok=True)
+        prepare_directory("directory", self.directory, "snapshot-*.keras")
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._driven:
@@ -183,11 +183,15 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         else:
             # Position = the optimizer's step counter, the schedule's own clock; read
             # once per epoch (the only host read), after any restore.
-            self._epoch_start = int(
-                keras.ops.convert_to_numpy(self.model.optimizer.iterations)
-            )
+            self._epoch_start = _resume.optimizer_steps(self.model)
         if not self._started:
             self._started = True
+            if epoch > 0:
+                # A resumed run (a fresh one with an optimizer trained before
+                # starts at epoch 0 at any step).
+                _resume.warn_if_mid_epoch(
+                    "SnapshotEnsemble", self.model, epoch, epoch * self._steps
+                )
             self._check_fit(epoch)
             self._done = {
                 k
@@ -218,14 +222,13 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             t = self._epoch_start + batch + 1
             c = self._cycle_steps
             rate = (
-                self._initial_learning_rate
+                self._rate.original
                 / 2.0
                 * (math.cos(math.pi * ((t - 1) % c) / c) + 1.0)
             )
             # `self.model` also re-syncs the JAX training state, so that the new
             # value reaches the next step.
-            set_learning_rate(self.model.optimizer, rate)
-            self._last_rate = float(np.float32(rate))
+            self._rate.set(self.model.optimizer, rate)
 
     def on_train_batch_end(self, batch, logs=None):
         position = self._epoch_start + batch + 1
@@ -234,21 +237,41 @@ class SnapshotEnsemble(keras.callbacks.Callback):
                 self._save_snapshot(k)
 
     def on_train_end(self, logs=None):
-        if self._driven:
-            set_learning_rate(self.model.optimizer, self._initial_learning_rate)
-            self._driven_optimizer = None
+        self._rate.end(self.model.optimizer)
         missing = self.num_snapshots - len(self._done)
         if missing:
+            reasons = []
+            if self._skipped:
+                reasons.append(f"{len(self._skipped)} with non-finite weights")
+            if missing > len(self._skipped):
+                reasons.append(
+                    f"{missing - len(self._skipped)} not reached (stopped early?)"
+                )
             warnings.warn(
                 f"Training ended with {missing} of {self.num_snapshots} snapshots not "
-                "taken (stopped early?).",
+                f"taken: {', '.join(reasons)}.",
                 stacklevel=2,
             )
 
     def _save_snapshot(self, index):
+        model = self.model
+        if not all(
+            np.isfinite(w).all()
+            for w in model.get_weights()
+            if np.issubdtype(w.dtype, np.inexact)
+        ):
+            self._skipped.add(index)
+            warnings.warn(
+                f"SnapshotEnsemble: the weights at the end of cycle {index} are not "
+                "finite (NaN or inf, e.g. after a NaN loss): snapshot "
+                f"{index} is skipped, and `build_ensemble` uses the finite "
+                "snapshots only. `keras.callbacks.TerminateOnNaN` stops such a run.",
+                stacklevel=2,
+            )
+            return
         path = self.snapshot_path(index)
-        with atomic_path(path, prefix=".snapshot-", suffix=".keras") as temporary:
-            self.model.save(temporary, overwrite=True)
+        with atomic_path(path) as temporary:
+            model.save(temporary, overwrite=True)
         self._done.add(index)
         if self.keep is not None:
             for old in [k for k in self._done if k <= index - self.keep]:
@@ -264,10 +287,6 @@ class SnapshotEnsemble(keras.callbacks.Callback):
             "keep": self.keep,
             "verbose": self.verbose,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _cycle_steps(total, num_snapshots):

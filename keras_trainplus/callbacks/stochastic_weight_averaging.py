@@ -4,18 +4,21 @@ import os
 import warnings
 
 import keras
-import numpy as np
 
-from keras_trainplus._files import atomic_path
+from keras_trainplus._files import prepare_directory
+from keras_trainplus._validation import PACKAGE
 from keras_trainplus._validation import check_number
+from keras_trainplus._validation import check_path
+from keras_trainplus.callbacks import _resume
+from keras_trainplus.callbacks import _state_file
+from keras_trainplus.callbacks._config import ConfigMixin
 from keras_trainplus.callbacks._rates import learning_rate_config
-from keras_trainplus.callbacks._rates import set_learning_rate
 from keras_trainplus.callbacks.batch_norm_recalibration import batch_norm_layers
 from keras_trainplus.callbacks.batch_norm_recalibration import recalibrate_batch_norm
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
-class StochasticWeightAveraging(keras.callbacks.Callback):
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StochasticWeightAveraging(ConfigMixin, keras.callbacks.Callback):
     """Averages the weights visited from `start_epoch` on (SWA).
 
     Stochastic Weight Averaging (Izmailov et al. 2018, arXiv:1803.05407) keeps a
@@ -33,10 +36,14 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
 
     `keras.callbacks.BackupAndRestore` saves the model but not this average: give
     `backup_dir` and the callback saves its state (average and count) at the end of
-    every epoch, atomically (temporary file + `os.replace`), keeping the last two
-    epochs' states. When `fit` resumes at epoch `e`, the state saved after epoch
-    `e - 1` is loaded, so no epoch is lost or counted twice. The files are deleted
-    when training ends.
+    every epoch, atomically and durably (temporary file flushed to disk, then
+    `os.replace`), keeping the last two epochs' states. When `fit` resumes at epoch
+    `e`, the state saved after epoch `e - 1` is loaded, so no epoch is lost or
+    counted twice. The files are deleted when training ends. `backup_dir` is
+    checked when training begins. A backup `BackupAndRestore` saved in the middle
+    of an epoch (`save_freq=<int>`) cannot be resumed exactly, because Keras
+    restarts that epoch from its first batch: the callback warns when the state it
+    loads does not match the restored optimizer's step counter.
 
     Averaged weights invalidate the BatchNormalization moving statistics (they
     belong to none of the averaged models), so when `recalibration_data` is given
@@ -58,8 +65,9 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         recalibration_steps: number of batches of `recalibration_data` to use, or
             `None` for all of it. Defaults to `None`.
         batch_size: batch size when `recalibration_data` is an array. Defaults to 32.
-        backup_dir: folder for the state used to resume an interrupted run, or
-            `None` not to save it. Defaults to `None`.
+        backup_dir: folder (a `str` or `pathlib.Path`) for the state used to
+            resume an interrupted run, or `None` not to save it. Defaults to
+            `None`.
 
     Example:
 
@@ -99,34 +107,15 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             )
         )
         self.batch_size = check_number("batch_size", batch_size, low=1, integer=True)
-        if backup_dir is not None and (
-            not isinstance(backup_dir, (str, os.PathLike)) or not str(backup_dir)
-        ):
-            raise ValueError(
-                "Argument `backup_dir` must be None or a non-empty path. "
-                f"Received: backup_dir={backup_dir!r}"
-            )
-        self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
+        self.backup_dir = check_path("backup_dir", backup_dir, optional=True)
         self.averaged_epochs = 0
         self._average = None
-        self._original_learning_rate = self._swa_optimizer = None
+        self._rate = _resume.DrivenRate()
 
     def set_model(self, model):
-        # Read before any callback's `on_train_begin` (so before `BackupAndRestore`
-        # restores a rate this callback had set), unless this callback's own
-        # interrupted run (no `on_train_end`) left the SWA rate in the optimizer.
         super().set_model(model)
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None or self.swa_learning_rate is None:
-            return
-        learning_rate = learning_rate_config(optimizer)
-        if isinstance(learning_rate, dict):
-            return
-        interrupted = optimizer is self._swa_optimizer and (
-            float(learning_rate) == float(np.float32(self.swa_learning_rate))
-        )
-        if not interrupted:
-            self._original_learning_rate = float(learning_rate)
+        if self.swa_learning_rate is not None:
+            self._rate.observe(getattr(model, "optimizer", None))
 
     def on_train_begin(self, logs=None):
         epochs = self.params.get("epochs")
@@ -145,7 +134,9 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
                     "learning rate; this one uses a schedule. Pass "
                     "swa_learning_rate=None or a float rate."
                 )
-            self._swa_optimizer = self.model.optimizer
+            self._rate.begin(self.model.optimizer)
+        if self.backup_dir is not None:
+            prepare_directory("backup_dir", self.backup_dir, "swa-state-*.npz")
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self._resumed:
@@ -154,7 +145,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             if self.backup_dir is not None and epoch > self.start_epoch:
                 self._load_state(epoch)
         if self.swa_learning_rate is not None and epoch >= self.start_epoch:
-            set_learning_rate(self.model.optimizer, self.swa_learning_rate)
+            self._rate.set(self.model.optimizer, self.swa_learning_rate)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch < self.start_epoch:
@@ -173,12 +164,12 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         return os.path.join(self.backup_dir, f"swa-state-{completed_epochs:05d}.npz")
 
     def _save_state(self, completed_epochs):
-        arrays = {
-            f"w{i}": keras.ops.convert_to_numpy(a) for i, a in enumerate(self._average)
+        state = {
+            "count": self.averaged_epochs,
+            "iterations": _resume.optimizer_steps(self.model),
         }
-        path = self._state_path(completed_epochs)
-        with atomic_path(path) as temporary, open(temporary, "wb") as f:
-            np.savez(f, count=self.averaged_epochs, **arrays)
+        arrays = [keras.ops.convert_to_numpy(a) for a in self._average]
+        _state_file.save(self._state_path(completed_epochs), state, arrays)
         for old in self._state_files():
             if old < completed_epochs - 1:
                 os.remove(self._state_path(old))
@@ -195,34 +186,36 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
 
     def _load_state(self, epoch):
         path = self._state_path(epoch)
-        if not os.path.exists(path):
+        saved = _state_file.load(path)
+        if saved is None:
             warnings.warn(
                 f"Resuming at epoch {epoch} without a saved SWA state ({path}): the "
                 "average restarts from this epoch.",
                 stacklevel=2,
             )
             return
+        state, arrays = saved
         variables = self.model.trainable_variables
-        with np.load(path) as state:
-            if len(state.files) != len(variables) + 1:
-                raise ValueError(
-                    f"The SWA state {path} holds {len(state.files) - 1} arrays but the "
-                    f"model has {len(variables)} trainable variables."
-                )
-            self.averaged_epochs = int(state["count"])
-            self._average = [
-                keras.ops.convert_to_tensor(state[f"w{i}"], dtype=v.dtype)
-                for i, v in enumerate(variables)
-            ]
+        if len(arrays) != len(variables):
+            raise ValueError(
+                f"The SWA state {path} holds {len(arrays)} arrays but the model has "
+                f"{len(variables)} trainable variables."
+            )
+        _resume.warn_if_mid_epoch(
+            "StochasticWeightAveraging", self.model, epoch, state["iterations"]
+        )
+        self.averaged_epochs = state["count"]
+        self._average = [
+            keras.ops.convert_to_tensor(a, dtype=v.dtype)
+            for a, v in zip(arrays, variables)
+        ]
 
     def on_train_end(self, logs=None):
         model = self.model
         if self.backup_dir is not None:
             for completed in self._state_files():
                 os.remove(self._state_path(completed))
-        if self._swa_optimizer is not None:
-            set_learning_rate(model.optimizer, self._original_learning_rate)
-            self._swa_optimizer = None
+        self._rate.end(model.optimizer)
         if self._average is None:
             warnings.warn(
                 f"Training ended before start_epoch={self.start_epoch}: no weights "
@@ -255,7 +248,3 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             "batch_size": self.batch_size,
             "backup_dir": self.backup_dir,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

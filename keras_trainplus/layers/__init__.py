@@ -1,4 +1,11 @@
-"""keras_trainplus.layers."""
+"""Image augmentation layers that run in `tf.data` under every backend and in models.
+
+Geometric layers (`RandomAffine`, `RandomLensDistortion`, `RandomResizedCrop`,
+`RandomScaleCrop`, fused by `GeometricChain`) read each output pixel once; the crop
+layers also take encoded image files and decode a JPEG only inside the crop window.
+`PCALighting` adds AlexNet's colour noise; `Mixup` mixes the samples of a batch and
+their labels (Mixup and CutMix).
+"""
 
 from keras_trainplus.layers.geometric_chain import GeometricChain
 from keras_trainplus.layers.mixup import Mixup

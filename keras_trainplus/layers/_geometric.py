@@ -2,26 +2,10 @@
 
 from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
-from keras_trainplus.layers._base import BaseAugmentation
+from keras_trainplus.layers._base import ImageAugmentation
 
 
-def check_pair_above(name, value, low, high=None):
-    """A `(min, max)` pair with `low < min <= max` (and `max <= high`)."""
-    bound = f"> {low}" if high is None else f"in ({low}, {high}]"
-    message = (
-        f"Argument `{name}` must be a (min, max) pair with min <= max, both {bound}. "
-        f"Received: {name}={value!r}"
-    )
-    try:
-        pair = _validation.check_range_pair(name, value, low, high)
-    except ValueError:
-        raise ValueError(message) from None
-    if pair[0] <= low:
-        raise ValueError(message)
-    return pair
-
-
-class GeometricAugmentation(BaseAugmentation):
+class GeometricAugmentation(ImageAugmentation):
     """An augmentation that moves pixels: output pixel `p` reads the input at `g(p)`.
 
     Subclasses implement, on a `channels_last` batch:
@@ -43,8 +27,13 @@ class GeometricAugmentation(BaseAugmentation):
             outside the input are read. Defaults to `"reflect"`.
         fill_value: value read outside the input with `fill_mode="constant"`.
             Defaults to `0.0`.
-        **kwargs: `BaseAugmentation` arguments (`data_format`, `seed`, `name`, ...).
+        **kwargs: `ImageAugmentation` arguments (`data_format`, `seed`, `name`, ...).
     """
+
+    # Whether `fill_mode` and `fill_value` are constructor arguments (the crop layers
+    # read inside the image only and fix them).
+    FILL_ARGUMENTS = True
+    NEEDS_PIXELS = True
 
     def __init__(
         self, interpolation="bilinear", fill_mode="reflect", fill_value=0.0, **kwargs
@@ -81,21 +70,26 @@ class GeometricAugmentation(BaseAugmentation):
         return self.random_parameters(shape[0], shape[1], shape[2])
 
     def transform_images(self, images, transformation):
-        ops = self.backend
-        shape = ops.core.shape(images)
+        backend = self.backend
+        shape = backend.core.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
         dtype = images.dtype
-        images = ops.cast(images, "float32")
+        images = backend.cast(images, "float32")
         axes = self.source_axes(transformation, height, width)
         if axes is not None:
             out = _sampling.sample_separable(
-                ops, images, *axes, self.interpolation, self.fill_mode, self.fill_value
+                backend,
+                images,
+                *axes,
+                self.interpolation,
+                self.fill_mode,
+                self.fill_value,
             )
-            return ops.cast(out, dtype)
+            return backend.cast(out, dtype)
         out_height, out_width = self.output_size(height, width)
-        ys, xs = _sampling.output_grid(ops, batch, out_height, out_width)
+        ys, xs = _sampling.output_grid(backend, batch, out_height, out_width)
         ys, xs, valid = self.source_coordinates(ys, xs, transformation, height, width)
-        return ops.cast(self.resample(images, ys, xs, valid), dtype)
+        return backend.cast(self.resample(images, ys, xs, valid), dtype)
 
     def resample(self, images, ys, xs, valid=None):
         """Reads float32 `images` at `(ys, xs)` with this layer's interpolation/fill."""
@@ -112,6 +106,13 @@ class GeometricAugmentation(BaseAugmentation):
 
     def compute_output_shape(self, input_shape):
         return resized_shape(input_shape, self.data_format, self.output_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config["interpolation"] = self.interpolation
+        if self.FILL_ARGUMENTS:
+            config.update({"fill_mode": self.fill_mode, "fill_value": self.fill_value})
+        return config
 
 
 def resized_shape(input_shape, data_format, output_size):

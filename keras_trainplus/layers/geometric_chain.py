@@ -2,32 +2,16 @@
 
 import keras
 
+from keras_trainplus import _compat
+from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
-from keras_trainplus.layers._base import BaseAugmentation
+from keras_trainplus.layers._base import ImageAugmentation
 from keras_trainplus.layers._geometric import GeometricAugmentation
 from keras_trainplus.layers._geometric import resized_shape
 
 
-def fold_coordinates(ops, coords, size, fill_mode):
-    """Brings continuous coordinates into `[-0.5, size - 0.5]` by the fill mode.
-
-    Returns `(coords, valid)`; `valid` is `None` except for `"constant"`, where it
-    marks the points inside the image (the others read the layer's `fill_value`).
-    """
-    size = ops.cast(size, "float32")
-    if fill_mode == "reflect":
-        period = ops.numpy.mod(coords + 0.5, 2.0 * size)
-        return ops.numpy.where(period < size, period, 2.0 * size - period) - 0.5, None
-    if fill_mode == "wrap":
-        return ops.numpy.mod(coords + 0.5, size) - 0.5, None
-    clipped = ops.numpy.clip(coords, 0.0, size - 1.0)
-    if fill_mode == "nearest":
-        return clipped, None
-    return clipped, (coords >= -0.5) & (coords <= size - 0.5)
-
-
-@keras.saving.register_keras_serializable(package="keras_trainplus")
-class GeometricChain(BaseAugmentation):
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
+class GeometricChain(ImageAugmentation):
     """Applies consecutive geometric layers with ONE resample of the input.
 
     Applying `RandomResizedCrop`, then `RandomAffine`, then `RandomLensDistortion`
@@ -62,6 +46,8 @@ class GeometricChain(BaseAugmentation):
     (2, 24, 24, 3)
     """
 
+    NEEDS_PIXELS = True
+
     def __init__(self, layers, **kwargs):
         super().__init__(**kwargs)
         layers = list(layers) if isinstance(layers, (list, tuple)) else layers
@@ -84,13 +70,8 @@ class GeometricChain(BaseAugmentation):
 
     def call(self, inputs, training=True):
         # Inside tf.data this layer computes with TensorFlow: so must its layers.
-        for layer in self.layers:
-            layer.backend.set_backend(self.backend.name)
-        try:
+        with _compat.computing_with(self.layers, self.backend.name):
             return super().call(inputs, training=training)
-        finally:
-            for layer in self.layers:
-                layer.backend.reset()
 
     def _sizes(self, height, width):
         sizes = [(height, width)]
@@ -109,10 +90,10 @@ class GeometricChain(BaseAugmentation):
         }
 
     def transform_images(self, images, transformation):
-        ops = self.backend
-        shape = ops.core.shape(images)
+        backend = self.backend
+        shape = backend.core.shape(images)
         sizes = self._sizes(shape[1], shape[2])
-        ys, xs = _sampling.output_grid(ops, shape[0], *sizes[-1])
+        ys, xs = _sampling.output_grid(backend, shape[0], *sizes[-1])
         masks = []
         for k in reversed(range(len(self.layers))):
             layer = self.layers[k]
@@ -120,16 +101,16 @@ class GeometricChain(BaseAugmentation):
             params = transformation["layers"][k]
             ys, xs, valid = layer.source_coordinates(ys, xs, params, height, width)
             if k > 0:
-                ys, row_ok = fold_coordinates(ops, ys, height, layer.fill_mode)
-                xs, col_ok = fold_coordinates(ops, xs, width, layer.fill_mode)
+                ys, row_ok = _sampling.fold(backend, ys, height, layer.fill_mode)
+                xs, col_ok = _sampling.fold(backend, xs, width, layer.fill_mode)
                 if row_ok is not None:
                     inside = row_ok & col_ok
                     valid = inside if valid is None else valid & inside
             masks.append((valid, layer.fill_value))
         first = self.layers[0]
         out = _sampling.sample(
-            ops,
-            ops.cast(images, "float32"),
+            backend,
+            backend.cast(images, "float32"),
             ys,
             xs,
             first.interpolation,
@@ -140,9 +121,9 @@ class GeometricChain(BaseAugmentation):
         # Later layers write their fill values over earlier ones, as in the chain.
         for valid, fill_value in reversed(masks[:-1]):
             if valid is not None:
-                fill = ops.convert_to_tensor(fill_value, "float32")
-                out = ops.numpy.where(valid[..., None], out, fill)
-        return ops.cast(out, images.dtype)
+                fill = backend.convert_to_tensor(fill_value, "float32")
+                out = backend.numpy.where(valid[..., None], out, fill)
+        return backend.cast(out, images.dtype)
 
     def transform_inference(self, images):
         for layer in self.layers:

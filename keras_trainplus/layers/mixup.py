@@ -1,6 +1,7 @@
 """Mixup and CutMix on batches of (images, labels)."""
 
 import keras
+import numpy as np
 
 from keras_trainplus import _validation
 from keras_trainplus.layers._base import BaseAugmentation
@@ -39,10 +40,27 @@ class Mixup(BaseAugmentation):
     `{"images": ..., "labels": ...}` (an optional `"sample_weight"` key), batched
     `(B, H, W, C)` images of any batch size (odd, or the last partial batch). It
     returns the same structure with float images and float label distributions.
-    It mixes labels, so it belongs in the input pipeline rather than in a model;
-    it can also be called inside `tf.function`/`jax.jit` (with
+    It mixes labels, so it belongs in the input pipeline, not in a model (which
+    sees the images alone: calling it on one tensor raises a `ValueError`); it
+    can also be called inside `tf.function`/`jax.jit` (with
     `layer.stateless_call` under JAX). With `training=False` the images are only
     cast and the labels one-hot encoded (no mixing, no smoothing).
+
+    Bad labels fail instead of training silently on wrong targets:
+
+    - structure, ranks, `num_classes` against `(B, K)` labels, and batch sizes of
+      images, labels and sample weights that differ are checked when the shapes
+      are known (always in eager calls and under `jax.jit`; when tracing
+      otherwise), with a `ValueError`; batch sizes unknown while tracing (`None`
+      in `tf.data` or `tf.function`) are checked when the graph runs, except
+      under XLA;
+    - class indices outside `[0, num_classes)` or not integers (`2.5`) raise a
+      `ValueError` in eager calls and an `InvalidArgumentError` in `tf.data` and
+      `tf.function`. Code compiled by XLA (`jax.jit`, `jit_compile=True`) cannot
+      raise on values: there the one-hot rows of such labels are NaN, so that
+      the loss is NaN (which `keras.callbacks.TerminateOnNaN` or
+      `keras_trainplus.callbacks.EarlyStopping` stops) rather than silently
+      trained on all-zero rows. `(B, K)` label values are not checked.
 
     References:
         Zhang, Cisse, Dauphin & Lopez-Paz, "mixup: Beyond Empirical Risk
@@ -109,26 +127,12 @@ class Mixup(BaseAugmentation):
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=True):
-        if isinstance(inputs, dict):
-            unknown = set(inputs) - {"images", "labels", "sample_weight"}
-            if "images" not in inputs or "labels" not in inputs or unknown:
-                raise ValueError(
-                    "Mixup expects a dict with keys 'images', 'labels' and optionally "
-                    f"'sample_weight'. Received keys: {sorted(inputs)}"
-                )
-            images, labels = inputs["images"], inputs["labels"]
-            weights = inputs.get("sample_weight")
-        elif isinstance(inputs, (tuple, list)) and len(inputs) in (2, 3):
-            images, labels = inputs[0], inputs[1]
-            weights = inputs[2] if len(inputs) == 3 else None
-        else:
-            raise ValueError(
-                "Mixup expects (images, labels), (images, labels, sample_weight) or "
-                "{'images': ..., 'labels': ...}. Received: "
-                f"{type(inputs).__name__} of {len(keras.tree.flatten(inputs))} tensors"
-            )
+        images, labels, weights = _unpack(inputs)
         images = self._check_images(images)
-        labels = self.smooth_labels(self.encode_labels(labels), training)
+        labels = self.backend.convert_to_tensor(labels)
+        encoded = self.encode_labels(labels)
+        self._check_batch_sizes(images, labels, weights)
+        labels = self.smooth_labels(encoded, training)
         if training:
             transformation = self.get_random_transformation(images)
             images = self.transform_images(images, transformation)
@@ -155,8 +159,56 @@ class Mixup(BaseAugmentation):
             )
         return self.backend.cast(images, self.compute_dtype)
 
+    def _check_batch_sizes(self, images, labels, weights):
+        sizes = {"images": images, "labels": labels}
+        if weights is not None:
+            sizes["sample_weight"] = self.backend.convert_to_tensor(weights)
+        static = {name: (t.shape[0] if t.shape else 1) for name, t in sizes.items()}
+        message = (
+            "Mixup needs one label (and sample weight) per image: the batch sizes "
+            "differ. Received: "
+        )
+        if None not in static.values():
+            if len(set(static.values())) > 1:
+                shapes = ", ".join(
+                    f"{k}.shape={tuple(v.shape)}" for k, v in sizes.items()
+                )
+                raise ValueError(message + shapes)
+        elif self.backend.name == "tensorflow":
+            import tensorflow as tf
+
+            first = tf.shape(images)[0]
+            for name, tensor in sizes.items():
+                tf.debugging.assert_equal(
+                    tf.shape(tensor)[0], first, message=f"{message}{name} vs images"
+                )
+
+    def _check_class_indices(self, labels, valid):
+        """Raises on invalid class indices where the values can be checked."""
+        message = (
+            f"Mixup got class-index labels outside [0, {self.num_classes}) or not "
+            f"integers (num_classes={self.num_classes})"
+        )
+        values = _known_values(self.backend, labels)
+        if values is not None:
+            bad = np.asarray(values)[~np.asarray(_known_values(self.backend, valid))]
+            if bad.size:
+                raise ValueError(f"{message}. Received: invalid labels {bad.tolist()}")
+        elif self.backend.name == "tensorflow":
+            import tensorflow as tf
+
+            # Runs in `tf.data` and `tf.function`; XLA drops assertions.
+            tf.debugging.Assert(
+                tf.reduce_all(valid), [message + ". Received: labels=", labels]
+            )
+
     def encode_labels(self, labels):
-        """Returns `(B, K)` float labels: one-hot for class indices, else as given."""
+        """Returns `(B, K)` float labels: one-hot for class indices, else as given.
+
+        Class indices outside `[0, num_classes)` or not integers raise an error
+        where the values can be checked (eager calls, `tf.data`, `tf.function`);
+        in code compiled by XLA their rows are NaN.
+        """
         labels = self.backend.convert_to_tensor(labels)
         shape = tuple(labels.shape)
         if len(shape) not in (1, 2):
@@ -177,10 +229,20 @@ class Mixup(BaseAugmentation):
                 f"Mixup got class-index labels of shape {shape}: pass `num_classes` "
                 "to one-hot encode them. Received: num_classes=None"
             )
-        indices = self.backend.cast(self.backend.numpy.reshape(labels, (-1,)), "int32")
-        return self.backend.nn.one_hot(
-            indices, self.num_classes, dtype=self.compute_dtype
+        np_ = self.backend.numpy
+        labels = np_.reshape(labels, (-1,))
+        valid = (labels >= 0) & (labels < self.num_classes)
+        if "float" in keras.backend.standardize_dtype(labels.dtype):
+            valid = valid & (np_.floor(labels) == labels)
+        self._check_class_indices(labels, valid)
+        onehot = self.backend.nn.one_hot(
+            self.backend.cast(labels, "int32"),
+            self.num_classes,
+            dtype=self.compute_dtype,
         )
+        # Where no error can be raised (XLA), an invalid label makes its row NaN, and
+        # so the loss, rather than a silent all-zero row.
+        return np_.where(valid[:, None], onehot, np.nan)
 
     def smooth_labels(self, labels, training=True):
         if not training or self.label_smoothing == 0.0:
@@ -295,10 +357,14 @@ class Mixup(BaseAugmentation):
         return weight * values + (1.0 - weight) * partners
 
     def compute_output_shape(self, input_shape):
-        if isinstance(input_shape, dict):
-            shapes = dict(input_shape)
-        else:
-            shapes = dict(zip(("images", "labels", "sample_weight"), input_shape))
+        if not isinstance(input_shape, dict) and all(
+            d is None or isinstance(d, int) for d in input_shape
+        ):
+            raise _structure_error(f"one tensor of shape {tuple(input_shape)}")
+        images, labels, weights = _unpack(input_shape)
+        shapes = {"images": images, "labels": labels}
+        if weights is not None:
+            shapes["sample_weight"] = weights
         labels = tuple(shapes["labels"])
         if len(labels) == 1 or labels[-1] == 1:
             labels = (labels[0], self.num_classes)
@@ -317,3 +383,41 @@ class Mixup(BaseAugmentation):
             }
         )
         return config
+
+
+def _unpack(inputs):
+    """`(images, labels, sample_weight or None)` from the structures Mixup takes."""
+    if isinstance(inputs, dict):
+        unknown = set(inputs) - {"images", "labels", "sample_weight"}
+        if "images" not in inputs or "labels" not in inputs or unknown:
+            raise ValueError(
+                "Mixup expects a dict with keys 'images', 'labels' and optionally "
+                f"'sample_weight'. Received keys: {sorted(inputs)}"
+            )
+        return inputs["images"], inputs["labels"], inputs.get("sample_weight")
+    if isinstance(inputs, (tuple, list)) and len(inputs) in (2, 3):
+        return inputs[0], inputs[1], inputs[2] if len(inputs) == 3 else None
+    count = len(keras.tree.flatten(inputs))
+    raise _structure_error(f"{type(inputs).__name__} of {count} tensors")
+
+
+def _structure_error(received):
+    return ValueError(
+        "Mixup expects (images, labels), (images, labels, sample_weight) or "
+        "{'images': ..., 'labels': ...}: it mixes the labels with the images, so it "
+        "belongs in the input pipeline (`dataset.map(mixup)`), not in a model, "
+        f"which sees the images alone. Received: {received}"
+    )
+
+
+def _known_values(backend, tensor):
+    """`tensor`'s values as NumPy when known now (eager), `None` when traced."""
+    if backend.name == "tensorflow":
+        import tensorflow as tf
+
+        return tensor.numpy() if tf.executing_eagerly() else None
+    if backend.name == "jax":
+        import jax
+
+        return None if isinstance(tensor, jax.core.Tracer) else np.asarray(tensor)
+    return backend.core.convert_to_numpy(tensor)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_trainplus import _validation
-from keras_trainplus.layers._base import BaseAugmentation
+from keras_trainplus.layers._base import ImageAugmentation
 
 # Principal components of ImageNet RGB pixels scaled to [0, 1], as published with
 # fb.resnet.torch (datasets/imagenet.lua) and used by torchvision/GluonCV recipes;
@@ -18,8 +18,8 @@ IMAGENET_EIGENVECTORS = (
 )
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
-class PCALighting(BaseAugmentation):
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
+class PCALighting(ImageAugmentation):
     """Adds AlexNet's PCA colour noise: a random shift along the RGB principal axes.
 
     Each image gets one RGB offset, the same for all its pixels:
@@ -158,12 +158,12 @@ class PCALighting(BaseAugmentation):
     def get_random_transformation(self, images):
         batch = self.backend.core.shape(images)[0]
         alpha = self.backend.random.normal(
-            (batch, 3), stddev=self.std, dtype=self.compute_dtype, seed=self._seed()
+            (batch, 3), stddev=self.std, dtype=self.working_dtype, seed=self._seed()
         )
         return {"alpha": alpha}
 
     def transform_images(self, images, transformation):
-        dtype = self.compute_dtype
+        dtype = self.working_dtype
         low, high = self.value_range
         eigenvalues = self.backend.convert_to_tensor(self.eigenvalues, dtype=dtype)
         eigenvectors = self.backend.convert_to_tensor(self.eigenvectors, dtype=dtype)

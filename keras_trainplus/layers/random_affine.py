@@ -8,10 +8,9 @@ from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.layers import _sampling
 from keras_trainplus.layers._geometric import GeometricAugmentation
-from keras_trainplus.layers._geometric import check_pair_above
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class RandomAffine(GeometricAugmentation):
     """Random rotation, translation, zoom, stretch and shear, resampled ONCE.
 
@@ -91,12 +90,16 @@ class RandomAffine(GeometricAugmentation):
         self.translation = _validation.check_range_pair(
             "translation", translation, -1.0, 1.0
         )
-        self.zoom = check_pair_above("zoom", zoom, -1.0)
-        self.stretch = check_pair_above("stretch", stretch, -1.0)
+        self.zoom = _validation.check_range_pair(
+            "zoom", zoom, -1.0, low_inclusive=False
+        )
+        self.stretch = _validation.check_range_pair(
+            "stretch", stretch, -1.0, low_inclusive=False
+        )
         self.shear = _validation.check_range_pair("shear", shear, -1.0, 1.0)
 
     def random_parameters(self, batch, height, width):
-        ops = self.backend
+        backend = self.backend
         ranges = [
             self.rotation,
             self.translation,
@@ -106,9 +109,9 @@ class RandomAffine(GeometricAugmentation):
             self.shear,
             self.shear,
         ]
-        low = ops.convert_to_tensor([r[0] for r in ranges], "float32")
-        high = ops.convert_to_tensor([r[1] for r in ranges], "float32")
-        u = ops.random.uniform((batch, len(ranges)), seed=self._seed())
+        low = backend.convert_to_tensor([r[0] for r in ranges], "float32")
+        high = backend.convert_to_tensor([r[1] for r in ranges], "float32")
+        u = backend.random.uniform((batch, len(ranges)), seed=self._seed())
         values = low + u * (high - low)
         return {
             "angle": values[:, 0] * (2.0 * math.pi),
@@ -120,24 +123,24 @@ class RandomAffine(GeometricAugmentation):
 
     def matrices(self, transformation, height, width):
         """The per-sample `(batch, 2, 3)` matrices of `g` acting on `(x, y, 1)`."""
-        ops = self.backend
-        np_ = ops.numpy
-        angle = ops.cast(transformation["angle"], "float32")
+        backend = self.backend
+        np_ = backend.numpy
+        angle = backend.cast(transformation["angle"], "float32")
         cos, sin = np_.cos(angle), np_.sin(angle)
-        shear = ops.cast(transformation["shear"], "float32")
+        shear = backend.cast(transformation["shear"], "float32")
         sx, sy = shear[:, 0], shear[:, 1]
-        zoom = 1.0 + ops.cast(transformation["zoom"], "float32")
-        dx = zoom * (1.0 + ops.cast(transformation["stretch"], "float32"))
+        zoom = 1.0 + backend.cast(transformation["zoom"], "float32")
+        dx = zoom * (1.0 + backend.cast(transformation["stretch"], "float32"))
         dy = zoom
         # A = R [[1, sx], [sy, 1]] diag(dx, dy)
         a00 = (cos - sin * sy) * dx
         a01 = (cos * sx - sin) * dy
         a10 = (sin + cos * sy) * dx
         a11 = (sin * sx + cos) * dy
-        width = ops.cast(width, "float32")
-        height = ops.cast(height, "float32")
+        width = backend.cast(width, "float32")
+        height = backend.cast(height, "float32")
         cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
-        translation = ops.cast(transformation["translation"], "float32")
+        translation = backend.cast(transformation["translation"], "float32")
         px = -cx - translation[:, 0] * width
         py = -cy - translation[:, 1] * height
         b0 = a00 * px + a01 * py + cx
@@ -187,9 +190,6 @@ class RandomAffine(GeometricAugmentation):
                 "zoom": self.zoom,
                 "stretch": self.stretch,
                 "shear": self.shear,
-                "fill_mode": self.fill_mode,
-                "fill_value": self.fill_value,
-                "interpolation": self.interpolation,
             }
         )
         return config

@@ -10,7 +10,7 @@ NEWTON_STEPS = 12
 LARGEST_RADIUS = 100.0
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
 class RandomLensDistortion(GeometricAugmentation):
     """Random radial lens distortion, Brown's polynomial model.
 
@@ -82,13 +82,13 @@ class RandomLensDistortion(GeometricAugmentation):
         )
 
     def random_parameters(self, batch, height, width):
-        ops = self.backend
+        backend = self.backend
         jitter = self.center_jitter
         low = [self.k1[0], self.k2[0], -jitter, -jitter]
         high = [self.k1[1], self.k2[1], jitter, jitter]
-        low = ops.convert_to_tensor(low, "float32")
-        high = ops.convert_to_tensor(high, "float32")
-        draws = ops.random.uniform((batch, 4), seed=self._seed())
+        low = backend.convert_to_tensor(low, "float32")
+        high = backend.convert_to_tensor(high, "float32")
+        draws = backend.random.uniform((batch, 4), seed=self._seed())
         values = low + draws * (high - low)
         return {"k1": values[:, 0], "k2": values[:, 1], "center": values[:, 2:]}
 
@@ -112,16 +112,16 @@ class RandomLensDistortion(GeometricAugmentation):
         return np_.sqrt(u)
 
     def source_coordinates(self, ys, xs, transformation, height, width):
-        ops = self.backend
-        np_ = ops.numpy
-        k1 = per_sample(ops, ops.cast(transformation["k1"], "float32"))
-        k2 = per_sample(ops, ops.cast(transformation["k2"], "float32"))
-        center = ops.cast(transformation["center"], "float32")
-        height = ops.cast(height, "float32")
-        width = ops.cast(width, "float32")
+        backend = self.backend
+        np_ = backend.numpy
+        k1 = per_sample(backend, backend.cast(transformation["k1"], "float32"))
+        k2 = per_sample(backend, backend.cast(transformation["k2"], "float32"))
+        center = backend.cast(transformation["center"], "float32")
+        height = backend.cast(height, "float32")
+        width = backend.cast(width, "float32")
         unit = np_.sqrt(height * height + width * width) / 2.0
-        cx = (width - 1.0) / 2.0 + per_sample(ops, center[:, 0]) * width / 2.0
-        cy = (height - 1.0) / 2.0 + per_sample(ops, center[:, 1]) * height / 2.0
+        cx = (width - 1.0) / 2.0 + per_sample(backend, center[:, 0]) * width / 2.0
+        cy = (height - 1.0) / 2.0 + per_sample(backend, center[:, 1]) * height / 2.0
         u, v = (xs - cx) / unit, (ys - cy) / unit
         target = np_.sqrt(u * u + v * v)
 
@@ -146,9 +146,6 @@ class RandomLensDistortion(GeometricAugmentation):
                 "k1": self.k1,
                 "k2": self.k2,
                 "center_jitter": self.center_jitter,
-                "fill_mode": self.fill_mode,
-                "fill_value": self.fill_value,
-                "interpolation": self.interpolation,
             }
         )
         return config

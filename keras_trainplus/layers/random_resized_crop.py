@@ -1,60 +1,28 @@
 """RandomResizedCrop: the Inception / torchvision random crop, vectorised."""
 
 import math
+import weakref
 
 import keras
 
 from keras_trainplus import _compat
 from keras_trainplus import _validation
-from keras_trainplus.layers._geometric import GeometricAugmentation
-from keras_trainplus.layers._geometric import check_pair_above
-from keras_trainplus.layers._sampling import per_sample
+from keras_trainplus.layers import _sampling
+from keras_trainplus.layers._crop import CropAugmentation
+from keras_trainplus.layers._crop import widened_window
 
 ATTEMPTS = 10
 # Per sample: ATTEMPTS areas, ATTEMPTS log-ratios, top, left, flip.
 DRAWS = 2 * ATTEMPTS + 3
+# The compiled functions of each layer that has run them, kept
+# outside the layer: as a layer attribute TensorFlow would track it as model state
+# (a SavedModel export would save it). It refers to its layer weakly, so an entry
+# goes when its layer does.
+_COMPILED = weakref.WeakKeyDictionary()
 
 
-def crop_coordinates(ops, ys, xs, boxes, out_height, out_width):
-    """Maps output pixels to input pixels of per-sample `(top, left, h, w)` boxes.
-
-    Half-pixel convention (as `tf.image.resize`, `torch` with `align_corners=False`):
-    output pixel `i` of `out_height` covers `[i, i + 1)` of the box's `h` rows, so it
-    reads row `top + (i + 0.5) h / out_height - 0.5`. `ys`, `xs` may be grids
-    `(batch, out_height, out_width)` or axes `(1, out_height)`, `(1, out_width)`.
-    """
-    boxes = ops.cast(boxes, "float32")
-    rank = len(ys.shape)
-    top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
-    ys = top + (ys + 0.5) * (rows / out_height) - 0.5
-    xs = left + (xs + 0.5) * (cols / out_width) - 0.5
-    return ys, xs
-
-
-def clamp_to_boxes(ops, ys, xs, boxes):
-    """Clamps input coordinates into per-sample boxes: the crop is read on its own.
-
-    The rows and columns read near a box's edge then stay inside it, as when the
-    crop is cut out first and resized alone (torchvision, Albumentations,
-    `tf.image.resize` of the slice), rather than blending in pixels beyond the box.
-    """
-    boxes = ops.cast(boxes, "float32")
-    rank = len(ys.shape)
-    top, left, rows, cols = (per_sample(ops, boxes[:, k], rank) for k in range(4))
-    ys = ops.numpy.minimum(ops.numpy.maximum(ys, top), top + rows - 1.0)
-    xs = ops.numpy.minimum(ops.numpy.maximum(xs, left), left + cols - 1.0)
-    return ys, xs
-
-
-def crop_axes(ops, boxes, out_height, out_width):
-    """`crop_coordinates` per axis: `(batch, out_height)` and `(batch, out_width)`."""
-    ys = ops.numpy.arange(out_height, dtype="float32")[None, :]
-    xs = ops.numpy.arange(out_width, dtype="float32")[None, :]
-    return crop_coordinates(ops, ys, xs, boxes, out_height, out_width)
-
-
-@keras.saving.register_keras_serializable(package="keras_trainplus")
-class RandomResizedCrop(GeometricAugmentation):
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
+class RandomResizedCrop(CropAugmentation):
     """Random crop of random area and aspect ratio, resized to `(height, width)`.
 
     The Inception crop (Szegedy et al., 2015, "Going deeper with convolutions"), as
@@ -70,18 +38,18 @@ class RandomResizedCrop(GeometricAugmentation):
     The crop is resized with one bilinear (or nearest) read per output pixel, with
     half-pixel centres and no antialiasing (as `tf.image.resize(antialias=False)`),
     reading the crop on its own (rows and columns near its edge are clamped into it,
-    as when the crop is cut out first). A single image `(H, W, C)` under TensorFlow
-    outside XLA (a `tf.data` map before batching) is cut out in its input dtype and
-    resized by TensorFlow's fused kernel, its box computed by one XLA-compiled
-    function; batches, compiled models and the other backends use the separable
-    gather core; both give the same result.
+    as when the crop is cut out first).
 
     At inference (`training=False`) the layer returns the largest centred crop with
     the output's aspect ratio, resized to `(height, width)` (what
     `keras.layers.Resizing(crop_to_aspect_ratio=True)` does).
 
     Input images may have any size, including different sizes per element of a
-    `tf.data` pipeline mapped before batching; the output is `(height, width)`.
+    `tf.data` pipeline mapped before batching; the output is `(height, width)`. The
+    layer also takes one encoded image file, a scalar string such as
+    `tf.io.read_file(path)` (in `tf.data` under any backend, or eagerly): a JPEG is
+    then decoded only inside the crop window, other formats (PNG, GIF, BMP, WebP)
+    whole, and the crops are those of the decoded image.
 
     Args:
         height: output height in pixels, an integer >= 1.
@@ -95,7 +63,8 @@ class RandomResizedCrop(GeometricAugmentation):
             in the same read; the crops stay those of `False` with the same seed).
             Defaults to `False`.
         seed: integer seed. Defaults to `None`.
-        **kwargs: `data_format`, `name`, `dtype`.
+        **kwargs: `data_format`, `name`, `dtype` (`"uint8"` rounds the outputs
+            to integers: a quarter of the memory of float32 batches).
 
     Example:
 
@@ -116,37 +85,44 @@ class RandomResizedCrop(GeometricAugmentation):
         **kwargs,
     ):
         super().__init__(
-            interpolation=interpolation, fill_mode="nearest", seed=seed, **kwargs
+            height, width, interpolation=interpolation, seed=seed, **kwargs
         )
-        self.height = _validation.check_number("height", height, 1, integer=True)
-        self.width = _validation.check_number("width", width, 1, integer=True)
-        self.scale = check_pair_above("scale", scale, 0.0, 1.0)
-        self.ratio = check_pair_above("ratio", ratio, 0.0)
+        self.scale = _validation.check_range_pair(
+            "scale", scale, 0.0, 1.0, low_inclusive=False
+        )
+        self.ratio = _validation.check_range_pair(
+            "ratio", ratio, 0.0, low_inclusive=False
+        )
         self.horizontal_flip = _validation.check_bool(
             "horizontal_flip", horizontal_flip
         )
 
-    def output_size(self, height, width):
-        return self.height, self.width
-
-    def random_parameters(self, batch, height, width):
-        return self.parameters_from_draws(self._draws(batch), height, width)
-
-    def _draws(self, batch):
+    def draws_for(self, batch):
         """Every draw of each sample at once, float32 whatever `floatx` is: 10
         (area, log-ratio) candidates, the position and the flip (drawn whether or
         not it is used, so that the crops of `horizontal_flip=True` are those of
         `False`)."""
+        if (
+            self.backend.name == "tensorflow"
+            and not _compat.in_tensorflow_xla_context()
+        ):
+            # XLA generates other numbers than TensorFlow's kernels from one seed;
+            # the per-image path draws inside its compiled function, so the batched
+            # path draws with XLA too: the same crops either way.
+            return self._compiled()["draws"](batch)
+        return self._uniform_draws(batch)
+
+    def _uniform_draws(self, batch):
         return self.backend.random.uniform(
             (batch, DRAWS), dtype="float32", seed=self._seed()
         )
 
     def parameters_from_draws(self, draws, height, width):
         """The crop boxes (and flips) of `draws`, uniform in [0, 1): deterministic."""
-        ops = self.backend
-        np_ = ops.numpy
-        height = ops.cast(height, "float32")
-        width = ops.cast(width, "float32")
+        backend = self.backend
+        np_ = backend.numpy
+        height = backend.cast(height, "float32")
+        width = backend.cast(width, "float32")
         low, high = self.scale
         area = height * width * (low + draws[:, :ATTEMPTS] * (high - low))
         log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -155,7 +131,7 @@ class RandomResizedCrop(GeometricAugmentation):
         crop_w = np_.round(np_.sqrt(area * aspect))
         crop_h = np_.round(np_.sqrt(area / aspect))
         fits = (crop_w >= 1) & (crop_h >= 1) & (crop_w <= width) & (crop_h <= height)
-        fits_int = ops.cast(fits, "int32")
+        fits_int = backend.cast(fits, "int32")
         first = fits & (np_.cumsum(fits_int, axis=1) == 1)
         found = np_.any(fits, axis=1)
 
@@ -187,10 +163,14 @@ class RandomResizedCrop(GeometricAugmentation):
     def source_coordinates(self, ys, xs, transformation, height, width):
         boxes = transformation["crop_boxes"]
         if "flips" in transformation:
-            flips = per_sample(self.backend, transformation["flips"], len(xs.shape))
+            flips = _sampling.per_sample(
+                self.backend, transformation["flips"], len(xs.shape)
+            )
             xs = self.backend.numpy.where(flips, (self.width - 1.0) - xs, xs)
-        ys, xs = crop_coordinates(self.backend, ys, xs, boxes, self.height, self.width)
-        ys, xs = clamp_to_boxes(self.backend, ys, xs, boxes)
+        ys, xs = _sampling.crop_coordinates(
+            self.backend, ys, xs, boxes, self.height, self.width
+        )
+        ys, xs = _sampling.clamp_to_boxes(self.backend, ys, xs, boxes)
         return ys, xs, None
 
     def source_axes(self, transformation, height, width):
@@ -199,97 +179,103 @@ class RandomResizedCrop(GeometricAugmentation):
         ys, xs, _ = self.source_coordinates(ys, xs, transformation, height, width)
         return ys, xs
 
-    def call(self, inputs, training=True):
-        if (
-            training
-            and self.backend.name == "tensorflow"
-            and len(inputs.shape) == 3
-            and not _compat.in_tensorflow_xla_context()
-        ):
-            return self._crop_single_image(inputs)
-        return super().call(inputs, training=training)
+    def crop_plan(self, training, height, width):
+        # Training: the draws, the box and its slices from one XLA-compiled function.
+        if not training:
+            return super().crop_plan(training, height, width)
+        _, _, cut = self._compiled()["crop"](height, width)
+        return cut, cut["reverse"]
 
-    def _crop_single_image(self, image):
-        """One image (a `tf.data` map before batching) in TensorFlow, without XLA.
+    def read_window(self, pixels, plan, training):
+        # Training: the window is the crop box itself, resized by one kernel.
+        if not training:
+            return super().read_window(pixels, plan, training)
+        return self._resize_crop(pixels, plan)
 
-        The same draws as `random_parameters(1, ...)`, turned into the box by
-        `parameters_from_draws` compiled with XLA (one kernel instead of dozens of
-        small ops, which a `tf.data` map would run one by one); the box is cut out
-        of the input in its own dtype (e.g. `uint8`, so the whole image is never
-        cast) and resized alone by TensorFlow's fused `tf.image.resize` kernel
-        (half-pixel centres, no antialiasing, reads clamped into the crop): the
-        result of the separable gather that compiled models and the other backends
-        use, in one kernel.
+    def _resize_crop(self, pixels, reverse):
+        """A cut-out crop `(rows, cols, C)` resized to the output, then reversed
+        along the axes where `reverse` (a `(3,)` bool mask) is true.
+
+        TensorFlow's fused `tf.image.resize` kernel (half-pixel centres, no
+        antialiasing, reads clamped into the crop) gives the result of the
+        separable gather that batches, compiled models and the other backends use,
+        in one kernel. Returns float32.
         """
         import tensorflow as tf
 
-        image = tf.convert_to_tensor(image)
-        if self.data_format == "channels_first":
-            image = tf.transpose(image, (1, 2, 0))
-        shape = tf.shape(image)
-        box, flip = self._compiled_parameters()(self._draws(1), shape[0], shape[1])
-        top, left, rows, cols = tf.unstack(box)
-        crop = tf.slice(image, [top, left, 0], [rows, cols, -1])
         # The fused kernel reads float32 faster than uint8; both give the same values.
-        crop = tf.cast(crop, "float32")
+        pixels = tf.cast(pixels, "float32")
         method = "bilinear" if self.interpolation == "bilinear" else "nearest"
-        out = tf.image.resize(crop, (self.height, self.width), method=method)
+        out = tf.image.resize(pixels, (self.height, self.width), method=method)
         if self.horizontal_flip:
             # One kernel with a per-call axis mask (a `tf.cond` would call a function).
-            out = tf.raw_ops.Reverse(tensor=out, dims=tf.stack([False, flip, False]))
-        out = tf.cast(out, self.compute_dtype)
-        if self.data_format == "channels_first":
-            out = tf.transpose(out, (2, 0, 1))
+            out = tf.raw_ops.Reverse(tensor=out, dims=reverse)
         return out
 
-    def _compiled_parameters(self):
-        """`parameters_from_draws` of one image as an XLA-compiled `tf.function`."""
-        compiled = self.__dict__.get("_compiled_parameters_fn")
+    def _compiled(self):
+        """This layer's XLA-compiled `tf.function`s (built once, then cached).
+
+        - `"draws"`: `batch -> draws`, the uniform draws of `batch` samples;
+        - `"crop"`: `(height, width) -> (box, flip, cut)`: one image's draws, its
+          int32 crop box and flip, and what cuts the crop out in one op each (the
+          per-element cost of a `tf.data` map grows with its op count): the
+          `tf.slice` begin and size for a decoded image, `widened_window`'s
+          slices for a JPEG, and the `Reverse` axis mask.
+        """
+        self._seed()  # the generator's variables exist before any trace
+        compiled = _COMPILED.get(self)
         if compiled is None:
             import tensorflow as tf
 
-            def parameters(draws, height, width):
-                transformation = self.parameters_from_draws(draws, height, width)
-                box = tf.cast(transformation["crop_boxes"][0], "int32")
-                flip = transformation["flips"][0] if self.horizontal_flip else False
-                return box, tf.convert_to_tensor(flip)
+            layer = weakref.ref(self)
 
-            compiled = tf.function(
-                parameters,
-                jit_compile=True,
-                reduce_retracing=True,
-                input_signature=[
-                    tf.TensorSpec((1, DRAWS), "float32"),
-                    tf.TensorSpec((), "int32"),
-                    tf.TensorSpec((), "int32"),
-                ],
-            )
-            # Not a tracked attribute: a plain cache, rebuilt after deserialization.
-            self.__dict__["_compiled_parameters_fn"] = compiled
+            def crop(height, width):
+                draws = layer()._uniform_draws(1)
+                transformation = layer().parameters_from_draws(draws, height, width)
+                box = tf.cast(transformation["crop_boxes"][0], "int32")
+                flips = transformation.get("flips")
+                flip = tf.convert_to_tensor(False if flips is None else flips[0])
+                cut = {
+                    "begin": tf.stack([box[0], box[1], 0]),
+                    "size": tf.stack([box[2], box[3], -1]),
+                    "jpeg": widened_window(layer().backend, box, width),
+                    "reverse": tf.stack([False, flip, False]),
+                }
+                return box, flip, cut
+
+            def function(python_function, arguments):
+                return tf.function(
+                    python_function,
+                    jit_compile=True,
+                    reduce_retracing=True,
+                    input_signature=[tf.TensorSpec((), "int32")] * arguments,
+                )
+
+            compiled = {
+                "draws": function(lambda batch: layer()._uniform_draws(batch), 1),
+                "crop": function(crop, 2),
+            }
+            _COMPILED[self] = compiled
         return compiled
 
-    def transform_inference(self, images):
-        ops = self.backend
-        shape = ops.core.shape(images)
-        height = ops.cast(shape[1], "float32")
-        width = ops.cast(shape[2], "float32")
-        crop_h = ops.numpy.minimum(height, width * (self.height / self.width))
-        crop_w = ops.numpy.minimum(width, height * (self.width / self.height))
-        box = ops.numpy.stack(
+    def inference_parameters(self, batch, height, width):
+        """The largest centred box with the output's aspect ratio."""
+        np_ = self.backend.numpy
+        height = self.backend.cast(height, "float32")
+        width = self.backend.cast(width, "float32")
+        crop_h = np_.minimum(height, width * (self.height / self.width))
+        crop_w = np_.minimum(width, height * (self.width / self.height))
+        box = np_.stack(
             [(height - crop_h) / 2.0, (width - crop_w) / 2.0, crop_h, crop_w]
         )
-        boxes = ops.numpy.broadcast_to(box[None, :], (shape[0], 4))
-        return self.transform_images(images, {"crop_boxes": boxes})
+        return {"crop_boxes": np_.broadcast_to(box[None, :], (batch, 4))}
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "height": self.height,
-                "width": self.width,
                 "scale": self.scale,
                 "ratio": self.ratio,
-                "interpolation": self.interpolation,
                 "horizontal_flip": self.horizontal_flip,
             }
         )

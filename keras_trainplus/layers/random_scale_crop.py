@@ -3,13 +3,12 @@
 import keras
 
 from keras_trainplus import _validation
-from keras_trainplus.layers._geometric import GeometricAugmentation
-from keras_trainplus.layers.random_resized_crop import crop_axes
-from keras_trainplus.layers.random_resized_crop import crop_coordinates
+from keras_trainplus.layers import _sampling
+from keras_trainplus.layers._crop import CropAugmentation
 
 
-@keras.saving.register_keras_serializable(package="keras_trainplus")
-class RandomScaleCrop(GeometricAugmentation):
+@keras.saving.register_keras_serializable(package=_validation.PACKAGE)
+class RandomScaleCrop(CropAugmentation):
     """Resize the short side to a random `L`, then take a random `height x width` crop.
 
     The scale augmentation of VGG and ResNet (Simonyan & Zisserman, 2015; He et al.,
@@ -25,7 +24,11 @@ class RandomScaleCrop(GeometricAugmentation):
     single-crop evaluation of ResNet, e.g. 256 then 224).
 
     Input images may have any size, including different sizes per element of a
-    `tf.data` pipeline mapped before batching.
+    `tf.data` pipeline mapped before batching. The layer also takes one encoded
+    image file, a scalar string such as `tf.io.read_file(path)` (in `tf.data` under
+    any backend, or eagerly): a JPEG is then decoded only inside the window the
+    crop reads (the scaled crop mapped back to the file's pixels), other formats
+    whole, and the crops are those of the decoded image.
 
     Args:
         height: crop height in pixels, an integer >= 1.
@@ -35,7 +38,8 @@ class RandomScaleCrop(GeometricAugmentation):
             `(256, 480)`.
         interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
         seed: integer seed. Defaults to `None`.
-        **kwargs: `data_format`, `name`, `dtype`.
+        **kwargs: `data_format`, `name`, `dtype` (`"uint8"` rounds the outputs
+            to integers).
 
     Example:
 
@@ -54,10 +58,8 @@ class RandomScaleCrop(GeometricAugmentation):
         **kwargs,
     ):
         super().__init__(
-            interpolation=interpolation, fill_mode="nearest", seed=seed, **kwargs
+            height, width, interpolation=interpolation, seed=seed, **kwargs
         )
-        self.height = _validation.check_number("height", height, 1, integer=True)
-        self.width = _validation.check_number("width", width, 1, integer=True)
         side = max(self.height, self.width)
         low, high = _validation.check_range_pair("short_side_range", short_side_range)
         if low < side or not (low.is_integer() and high.is_integer()):
@@ -68,14 +70,13 @@ class RandomScaleCrop(GeometricAugmentation):
             )
         self.short_side_range = (int(low), int(high))
 
-    def output_size(self, height, width):
-        return self.height, self.width
+    def draws_for(self, batch):
+        """Per sample: the short side, the top and the left offset."""
+        return self.backend.random.uniform((batch, 3), seed=self._seed())
 
-    def random_parameters(self, batch, height, width):
-        ops = self.backend
-        np_ = ops.numpy
+    def parameters_from_draws(self, draws, height, width):
+        np_ = self.backend.numpy
         low, high = self.short_side_range
-        draws = ops.random.uniform((batch, 3), seed=self._seed())
         short_side = np_.minimum(np_.floor(low + draws[:, 0] * (high - low + 1)), high)
         scaled_h, scaled_w = self._scaled_size(short_side, height, width)
         top = np_.floor(draws[:, 1] * (scaled_h - self.height + 1.0))
@@ -109,36 +110,30 @@ class RandomScaleCrop(GeometricAugmentation):
 
     def source_coordinates(self, ys, xs, transformation, height, width):
         boxes = self.input_boxes(transformation, height, width)
-        ys, xs = crop_coordinates(self.backend, ys, xs, boxes, self.height, self.width)
+        ys, xs = _sampling.crop_coordinates(
+            self.backend, ys, xs, boxes, self.height, self.width
+        )
         return ys, xs, None
 
     def source_axes(self, transformation, height, width):
         boxes = self.input_boxes(transformation, height, width)
-        return crop_axes(self.backend, boxes, self.height, self.width)
+        return _sampling.crop_axes(self.backend, boxes, self.height, self.width)
 
-    def transform_inference(self, images):
-        ops = self.backend
-        shape = ops.core.shape(images)
-        short_side = ops.numpy.full((shape[0],), self.short_side_range[0], "float32")
-        scaled_h, scaled_w = self._scaled_size(short_side, shape[1], shape[2])
-        offsets = ops.numpy.stack(
+    def inference_parameters(self, batch, height, width):
+        """The centre crop of the image scaled to the smallest short side."""
+        np_ = self.backend.numpy
+        short_side = np_.full((batch,), self.short_side_range[0], "float32")
+        scaled_h, scaled_w = self._scaled_size(short_side, height, width)
+        offsets = np_.stack(
             [
-                ops.numpy.floor((scaled_h - self.height) / 2.0),
-                ops.numpy.floor((scaled_w - self.width) / 2.0),
+                np_.floor((scaled_h - self.height) / 2.0),
+                np_.floor((scaled_w - self.width) / 2.0),
             ],
             axis=-1,
         )
-        transformation = {"short_side": short_side, "offsets": offsets}
-        return self.transform_images(images, transformation)
+        return {"short_side": short_side, "offsets": offsets}
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "height": self.height,
-                "width": self.width,
-                "short_side_range": self.short_side_range,
-                "interpolation": self.interpolation,
-            }
-        )
+        config["short_side_range"] = self.short_side_range
         return config

@@ -101,3 +101,38 @@ def learning_rate_optimizer(optimizer):
             "schedule instead (e.g. `keras_trainplus.schedules.*`)."
         )
     return innermost
+
+
+def get_optimizer(optimizer):
+    """An optimizer instance from an instance, a string identifier or a config."""
+    if isinstance(optimizer, (str, dict)):
+        optimizer = keras.optimizers.get(optimizer)
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError(
+            "Argument `optimizer` must be a `keras.optimizers.Optimizer` "
+            "instance, a string identifier or an optimizer config. "
+            f"Received: optimizer={optimizer!r}"
+        )
+    return optimizer
+
+
+def stateless_step(optimizer, grads, variables, built):
+    """Runs `optimizer`'s step through its `stateless_apply` and writes it back.
+
+    For a wrapper stepping an inner optimizer under JAX: the inner one may branch
+    with `ops.cond` (a `LossScaleOptimizer` does), whose branches must not assign.
+    `variables` (with `grads`) is any subset of `built`, the variables `optimizer`
+    was built on; the others get no gradient. The results are assigned to the
+    variables, i.e. into the enclosing `StatelessScope` inside a traced step.
+    """
+    index = {id(v): i for i, v in enumerate(built)}
+    all_grads = [None] * len(built)
+    for grad, variable in zip(grads, variables):
+        all_grads[index[id(variable)]] = grad
+    new_values, new_state = optimizer.stateless_apply(
+        [v.value for v in optimizer.variables], all_grads, [v.value for v in built]
+    )
+    for variable, value in zip(built, new_values):
+        variable.assign(value)
+    for variable, value in zip(optimizer.variables, new_state):
+        variable.assign(value)

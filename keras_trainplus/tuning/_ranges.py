@@ -11,14 +11,13 @@ Every numeric argument of a helper (`learning_rate`, `rate`, `alpha`, ...) accep
   every trial's summary.
 """
 
-import math
 import numbers
 
 import numpy as np
 
-from keras_trainplus._validation import _describe
 from keras_trainplus._validation import check_choice
 from keras_trainplus._validation import check_number
+from keras_trainplus._validation import check_range_pair
 
 
 def check_choices(argument, values, allowed):
@@ -77,29 +76,15 @@ def check_range(
         )
     # A searched log-scale range needs min > 0, whatever the helper's own lower
     # bound is (a fixed weight decay of 0 is fine, a log range starting at 0 is not).
-    low_inclusive = low_inclusive and (sampling != "log" or low > 0)
-    allowed = _describe(low, high, low_inclusive, high_inclusive)
-    message = (
-        f"Argument `{argument}` must be a number or a (min, max) pair with "
-        f"min <= max, both {allowed}. Received: {argument}={value!r}"
+    return check_range_pair(
+        argument,
+        value,
+        low,
+        high,
+        low_inclusive=low_inclusive and (sampling != "log" or low > 0),
+        high_inclusive=high_inclusive,
+        form="a number or a (min, max) pair",
     )
-    try:
-        lo, hi = value
-        lo, hi = float(lo), float(hi)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if isinstance(value[0], bool) or isinstance(value[1], bool):
-        raise ValueError(message)
-    for bound in (lo, hi):
-        inside = math.isfinite(bound)
-        inside = inside and (bound > low or (bound == low and low_inclusive))
-        if high is not None:
-            inside = inside and (bound < high or (bound == high and high_inclusive))
-        if not inside:
-            raise ValueError(message)
-    if lo > hi:
-        raise ValueError(message)
-    return (lo, hi)
 
 
 def grid_values(low, high, grid_size, sampling):

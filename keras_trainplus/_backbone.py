@@ -1,9 +1,11 @@
 """Finding a backbone inside a model and splitting it into layer groups.
 
-Private helpers of `FreezeUnfreeze`: resolve the `backbone` argument (a layer, a layer
-name, a list of names, or a glob pattern) to layers of the model, and split the
-backbone into groups for gradual unfreezing, either inferred from the stage/block
-names of KerasCV, KerasHub and `keras.applications` backbones or given by the user.
+The one home of layer groups, shared by `callbacks.FreezeUnfreeze` (gradual
+unfreezing) and `optimizers.layer_decay` (a learning-rate multiplier per group):
+resolve a `backbone` argument (a layer, a layer name, a list of names, or a glob
+pattern) to layers of a model, and split the backbone into groups, either inferred
+from the stage/block names of KerasCV, KerasHub and `keras.applications` backbones
+or given by the user.
 """
 
 import difflib
@@ -164,6 +166,35 @@ def infer_groups(units):
             f"{names}). Pass `groups` explicitly."
         )
     return groups
+
+
+def check_groups(groups):
+    """Validates a `groups` argument: `"auto"` or a list of at least 2 group specs.
+
+    Returns:
+        `"auto"`, or the groups as a list of names/patterns or lists of names.
+    """
+    if groups == "auto":
+        return groups
+    if not isinstance(groups, (list, tuple)) or len(groups) < 2:
+        raise ValueError(
+            "Argument `groups` must be 'auto' or a list of at least 2 groups "
+            f"(layer names or patterns). Received: groups={groups!r}"
+        )
+    return [g if isinstance(g, str) else list(g) for g in groups]
+
+
+def split_groups(roots, groups):
+    """The backbone `roots` split into layer groups in forward order.
+
+    Args:
+        roots: the backbone's root layers (see `resolve_backbone`).
+        groups: `"auto"` (see `infer_groups`) or user specs (see `explicit_groups`).
+    """
+    units = backbone_units(roots)
+    if groups == "auto":
+        return infer_groups(units)
+    return explicit_groups(units, groups)
 
 
 def explicit_groups(units, groups):
