@@ -77,6 +77,20 @@ SIZES = {
     "10M (10 x 1000x1000)": [(1000, 1000)] * 10,
     "ResNet-50 (25.6M)": resnet50_shapes(),
 }
+# Selectable with `--sizes 1M` (a quick check of the script, not in the default run).
+EXTRA_SIZES = {"1M (1 x 1000x1000)": [(1000, 1000)]}
+
+
+def _sizes(prefixes):
+    """The parameter sets whose names start with one of the comma-separated prefixes."""
+    chosen = {
+        name: shapes
+        for name, shapes in {**SIZES, **EXTRA_SIZES}.items()
+        if any(name.startswith(p) for p in prefixes.split(","))
+    }
+    if not chosen:
+        raise SystemExit(f"--sizes {prefixes!r} selects none of {list(SIZES)}")
+    return chosen
 
 
 def _arrays(shapes, seed):
@@ -254,8 +268,8 @@ def compare(make_ours, make_theirs, reps, steps):
     }
 
 
-def run_backend(backend, reps):
-    """Measures every pair on `backend` (the process's KERAS_BACKEND)."""
+def run_backend(backend, reps, sizes=None, only=None):
+    """Measures the pairs on `backend` (the process's KERAS_BACKEND), all or `only`."""
     import keras
 
     assert keras.backend.backend() == backend
@@ -280,8 +294,10 @@ def run_backend(backend, reps):
             ("Nesterov", "torch.optim.SGD(nesterov)"),
             ("RAdam", "torch.optim.RAdam"),
         ]
+    if only:
+        pairs = [pair for pair in pairs if pair[0] in only]
     rows = []
-    for size, shapes in SIZES.items():
+    for size, shapes in (sizes or SIZES).items():
         n_params = int(sum(np.prod(s) for s in shapes))
         for ours, theirs in pairs:
 
@@ -356,13 +372,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--sizes",
+        default=",".join(SIZES),
+        help="comma-separated prefixes of the parameter sets (default: all)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated names of ours to measure, e.g. 'LookAhead(Adam),Ranger'",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-write", action="store_true", help="print, do not edit BENCHMARKS.md"
     )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_backend(args.child, args.reps)))
+        only = [name for name in args.only.split(",") if name]
+        rows = run_backend(args.child, args.reps, _sizes(args.sizes), only)
+        print(json.dumps(rows))
         return
     load = load_average()
     rows = []
@@ -371,7 +399,8 @@ def main():
             os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"
         )
         out = subprocess.run(
-            [sys.executable, __file__, "--child", backend, "--reps", str(args.reps)],
+            [sys.executable, __file__, "--child", backend, "--reps", str(args.reps)]
+            + ["--sizes", args.sizes, "--only", args.only],
             env=env,
             check=True,
             stdout=subprocess.PIPE,
