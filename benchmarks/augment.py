@@ -23,8 +23,8 @@ busy machine slows both sides alike):
    `cv2.resize` of the same crop (the kernel Albumentations uses), and
    Albumentations' whole per-image transform.
 
-Results go into the "### Geometric layers" part of the layers section of
-BENCHMARKS.md.
+Results go into the geometric-layers section of BENCHMARKS.md; what explains them
+whatever the numbers are follows that section there.
 
     pip install torch==2.13.0 -e ".[bench,test]"   # CPU torch first
     python benchmarks/augment.py [--rounds 5] [--quick] [--no-write]
@@ -32,21 +32,24 @@ BENCHMARKS.md.
 
 import argparse
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _markdown import replace_subsection  # noqa: E402
+from _markdown import BENCHMARKS  # noqa: E402
+from _markdown import load_average  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import median_range  # noqa: E402
+from _markdown import ratio_range  # noqa: E402
+from _markdown import replace_section  # noqa: E402
+from _markdown import versions  # noqa: E402
 
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SIZE = 64, 224
-HEADING = "### Geometric layers"
 CROP_SETTING = (
     "RandomResizedCrop + flip, variable sizes, tf.data vs DataLoader(num_workers=2)"
 )
@@ -361,45 +364,31 @@ def json_from_process(script, flag):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def cpu_model():
-    """The processor's model name (Linux), else the machine type."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def summary(values):
-    values = np.asarray(values)
-    return f"{np.median(values):.0f} ({values.min():.0f}-{values.max():.0f})"
+    """Images per second over the rounds: `"652 (391-671)"`."""
+    return median_range(values, ".0f")
 
 
-def ratio(ours, theirs):
-    values = np.asarray(ours) / np.asarray(theirs)
-    return f"{np.median(values):.2f}x ({values.min():.2f}-{values.max():.2f})"
-
-
-def report(results, kernels, machine, rounds, load, end_load):
+def report(results, kernels, rounds, load, end_load):
+    """The geometric-layers section: setup, machine, table, what the numbers say."""
     crops = results[CROP_SETTING]
-    albumentations = np.asarray(crops["Albumentations"])
-    crop_vs_albumentations = np.median(np.asarray(crops[OURS_CROP]) / albumentations)
-    keras_flip_vs_albumentations = ratio(crops[KERAS_FLIP], albumentations)
-    floor_vs_albumentations = ratio(crops[FLOOR], albumentations)
+    albumentations = crops["Albumentations"]
+    crop_ratio = np.median(np.asarray(crops[OURS_CROP]) / albumentations)
+    floor_ratio = np.median(np.asarray(crops[FLOOR]) / albumentations)
     layer_us = 2e6 * (1 / np.median(crops[OURS_CROP]) - 1 / np.median(crops[FLOOR]))
+    tf_resize = kernels["tf.image.resize (float32 crop)"]
+    cv2_resize = kernels["cv2.resize (uint8 crop)"]
     lines = [
-        HEADING,
+        "### Geometric layers",
         "",
         f"`benchmarks/augment.py`, batch {BATCH} at {SIZE}x{SIZE}, {rounds} "
         "interleaved rounds after a warm-up; images per second, median (min-max over "
-        "rounds); "
-        "speed-up = ours / theirs per round. "
-        f"Machine: {machine}; the machine is shared with other jobs (load average "
-        f"{load} at the start, {end_load} at the end; 1, 5, 15 min), so absolute "
-        "numbers are noisy, the ratios less so.",
+        "rounds); speed-up = ours / theirs per round. "
+        f"Machine: {machine()}; "
+        f"{versions('keras', 'tensorflow', 'jax', 'torch', 'albumentations')}; "
+        f"the machine is shared with other jobs (load average {load} at the start, "
+        f"{end_load} at the end; 1, 5, 15 min), so absolute numbers are noisy, the "
+        "ratios less so.",
         "",
         "| setting | ours | images/s | theirs | images/s | speed-up |",
         "|---|---|---|---|---|---|",
@@ -409,58 +398,39 @@ def report(results, kernels, machine, rounds, load, end_load):
         for theirs_name, theirs in others:
             lines.append(
                 f"| {setting} | {ours_name} | {summary(ours)} | {theirs_name} | "
-                f"{summary(theirs)} | {ratio(ours, theirs)} |"
+                f"{summary(theirs)} | {ratio_range(ours, theirs)} |"
             )
     lines += [
         "",
-        "RandomAffine vs the Keras chain: both apply the same ranges with bilinear, "
-        "reflect-mode resampling, ours in one pass and the chain in four. In "
-        "`tf.data` both use TensorFlow's fused projective-transform kernel, so the "
-        "speed-up is mostly the three passes saved. Under JAX, Keras's "
-        "`affine_transform` resamples through `jax.scipy.ndimage.map_coordinates` "
-        "over `(H, W, C)` coordinates, eight gathers per output value, while ours "
-        "reads each output pixel with four row gathers; and Keras marks "
-        "`RandomZoom` and `RandomTranslation` `supports_jit = False`, so "
-        "`Model.compile(jit_compile=True)` silently runs the chain's model without "
-        "XLA (the third row), which the `jax.jit` row sidesteps.",
-        "",
-        "RandomResizedCrop + flip vs Albumentations: "
+        f"RandomResizedCrop + flip reaches {crop_ratio:.2f}x Albumentations' "
+        "throughput: the 2x target is "
+        + ("met" if crop_ratio >= 2.0 else "not met")
+        + " in this run. On one thread, TensorFlow's fused kernel resizes a "
+        f"300 x 300 crop to 224 x 224 in {tf_resize:.0f} us, OpenCV's in "
+        f"{cv2_resize:.0f} us"
         + (
-            "the 2x target is met in this run. "
-            if crop_vs_albumentations >= 2.0
-            else "the 2x target is not met in this run. "
+            " (the resize kernel is not what holds ours back)"
+            if tf_resize <= 1.1 * cv2_resize
+            else ""
         )
-        + "Both cut the crop out of the uint8 image and resize it alone with "
-        "bilinear interpolation, half-pixel centres and no antialiasing; "
-        "Albumentations returns uint8 batches, ours float32 batches. Two things "
-        "bound ours, and the resize kernel is not one of them: on one thread, "
-        "TensorFlow's fused kernel resizes a 300 x 300 crop to 224 x 224 in "
-        f"{kernels['tf.image.resize (float32 crop)']:.0f} us, OpenCV's in "
-        f"{kernels['cv2.resize (uint8 crop)']:.0f} us, and Albumentations' whole "
-        "per-image transform takes "
-        f"{kernels['Albumentations transform (uint8 crop)']:.0f} us. First, the "
-        "per-element cost of a `tf.data` map on two cores: the same pipeline with "
-        "the layer replaced by a constant float32 output (the last row) reaches "
-        f"only {floor_vs_albumentations} of the DataLoader's throughput, so no "
-        "per-image `tf.data` layer can reach 2x here. Second, the layer adds about "
-        f"{layer_us:.0f} us of core time per image to that floor (two cores x "
-        "(1 / ours - 1 / floor)), of which the resize kernel is the part above and "
-        "the rest the cost of running its handful of kernels (the draws and box, "
-        "compiled with XLA into one; a slice; a cast; the resize; the flip) as "
-        "separate steps of a `tf.data` map function, per image (profiled step by "
-        'step in "Crops from JPEG files" below). A PyTorch `DataLoader` runs '
-        "whole batches per worker process and hands them over in shared memory (a "
-        "multiprocessing pool that pickles batches through a pipe would be several "
-        "times slower, and no fair stand-in for it). With the flip "
-        "as a separate `keras.layers.RandomFlip` on the float32 batches, the "
-        f"pipeline runs at {keras_flip_vs_albumentations} of Albumentations' "
-        "throughput. tf.data's parallel map and the DataLoader's two workers share "
-        "the same two cores. In a real input pipeline JPEG decoding (milliseconds "
-        "per image) costs more than either augmentation; from files the crop "
-        'layers decode only the crop window ("Crops from JPEG files" below).',
-        "",
+        + ", and Albumentations' whole per-image transform takes "
+        f"{kernels['Albumentations transform (uint8 crop)']:.0f} us. The `tf.data` "
+        "floor (the last row: the same pipeline with the layer replaced by a "
+        "constant float32 output) reaches "
+        f"{ratio_range(crops[FLOOR], albumentations)} of the DataLoader's "
+        "throughput"
+        + (
+            ", so no per-image `tf.data` layer can reach 2x here"
+            if floor_ratio < 2.0
+            else ""
+        )
+        + f"; the layer adds about {layer_us:.0f} us of core time per image to that "
+        "floor (two cores x (1 / ours - 1 / floor)). With the flip as a separate "
+        "`keras.layers.RandomFlip` on the float32 batches, the pipeline runs at "
+        f"{ratio_range(crops[KERAS_FLIP], albumentations)} of Albumentations' "
+        "throughput.",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def main():
@@ -475,7 +445,7 @@ def main():
 
         print(json.dumps(kernel_costs()))
         return
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     rng = np.random.default_rng(0)
     results = {}
     kernels = measure_kernel_costs()
@@ -487,13 +457,10 @@ def main():
         results[setting] = interleave(entries, args.rounds)
         print(setting, {k: summary(v) for k, v in results[setting].items()}, flush=True)
     del loader
-    end_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    machine = f"{cpu_model()}, {os.cpu_count()} CPU cores, {platform.system()}"
-    text = report(results, kernels, machine, args.rounds, load, end_load)
+    text = report(results, kernels, args.rounds, load, load_average())
     print(text)
     if not args.no_write:
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        replace_subsection(path, "layers", HEADING, text)
+        replace_section(BENCHMARKS, "geometric-layers", text)
 
 
 if __name__ == "__main__":

@@ -7,21 +7,24 @@ first (which traces/compiles and holds FreezeUnfreeze's phase change). Writes th
 results into the `callbacks` section of BENCHMARKS.md.
 
 Usage: python benchmarks/callbacks.py [--backends tensorflow jax] [--rounds 6]
-       [--epochs 4] [--samples 2048]
+       [--epochs 4] [--samples 2048] [--no-write]
 """
 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BEGIN, END = "<!-- section: callbacks -->", "<!-- end section: callbacks -->"
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _markdown import BENCHMARKS  # noqa: E402
+from _markdown import ROOT  # noqa: E402
+from _markdown import load_average  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import median_range  # noqa: E402
+from _markdown import replace_section  # noqa: E402
+from _markdown import versions  # noqa: E402
 
 HOOKS = (
     "on_train_begin",
@@ -293,14 +296,12 @@ def _row(result, name):
         f"**{np.median(cpu_ratios):.3f}** "
         f"({min(cpu_ratios):.3f}-{max(cpu_ratios):.3f}) | "
         f"{best_ratio:.3f} | {step_ratio:.3f} | "
-        f"{np.median(wall_ratios):.3f} "
-        f"({min(wall_ratios):.3f}-{max(wall_ratios):.3f}) |"
+        f"{median_range(wall_ratios, '.3f')} |"
     )
 
 
 def _section(results, rounds, epochs, samples, load):
     lines = [
-        BEGIN,
         "## Callbacks",
         "",
         "`benchmarks/callbacks.py`: a small convnet (3 conv/BN/ReLU/pool blocks as the "
@@ -327,13 +328,11 @@ def _section(results, rounds, epochs, samples, load):
         "busy machine only ever adds time, so the best-of ratios are the least noisy "
         "estimates. Target <= 1.02.",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"{platform.system()} {platform.release()}, Python "
-        f"{platform.python_version()}; load average {load[0]:.1f} (1 min), "
-        f"{load[1]:.1f} (5 min) when the run started, on a machine shared with other "
-        "jobs: wall-clock times follow that load, so the process CPU time per epoch "
-        "(all threads) is the main measure and the wall-clock ratio is shown for "
-        "reference.",
+        f"Machine: {machine()}; {versions('keras', 'tensorflow', 'jax')}; load "
+        f"average {load} (1, 5, 15 min) when the run started, on a machine shared "
+        "with other jobs: wall-clock times follow that load, so the process CPU time "
+        "per epoch (all threads) is the main measure and the wall-clock ratio is "
+        "shown for reference.",
         "",
     ]
     for result in results:
@@ -349,7 +348,6 @@ def _section(results, rounds, epochs, samples, load):
         lines += [_row(result, name) for name in result["times"]]
         lines.append("")
     lines += _conclusion(results)
-    lines.append(END)
     return "\n".join(lines)
 
 
@@ -378,18 +376,6 @@ def _conclusion(results):
     ]
 
 
-def _write_section(text):
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as f:
-        content = f.read()
-    start, stop = content.index(BEGIN), content.index(END) + len(END)
-    content = content[:start] + text + content[stop:]
-    handle, temp = tempfile.mkstemp(dir=ROOT, suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        f.write(content)
-    os.replace(temp, path)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
@@ -397,11 +383,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_measure(args.rounds, args.epochs, args.samples)))
         return
-    load = os.getloadavg()
+    load = load_average()
     results = []
     for backend in args.backends:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
@@ -425,8 +412,9 @@ def main():
         ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     section = _section(results, args.rounds, args.epochs, args.samples, load)
-    _write_section(section)
     print(section)
+    if not args.no_write:
+        replace_section(BENCHMARKS, "callbacks", section)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ on the array path (decoded uint8 images in `tf.data`) and from JPEG bytes, addin
 one kernel at a time on given boxes, then the layer's compiled box function, then
 the layer itself.
 
-Results go into the "### Crops from JPEG files" part of the layers section of
-BENCHMARKS.md.
+Results go into the jpeg-crops section of BENCHMARKS.md.
 
     pip install torch==2.13.0 -e ".[bench,test]"   # CPU torch first
     python benchmarks/decode_crop.py [--rounds 7] [--quick] [--no-write]
@@ -40,7 +39,6 @@ BENCHMARKS.md.
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -48,21 +46,22 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _markdown import replace_subsection  # noqa: E402
+from _markdown import BENCHMARKS  # noqa: E402
+from _markdown import load_average  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import ratio_range  # noqa: E402
+from _markdown import replace_section  # noqa: E402
+from _markdown import versions  # noqa: E402
 from augment import albumentations_loader  # noqa: E402
 from augment import consume  # noqa: E402
-from augment import cpu_model  # noqa: E402
 from augment import interleave  # noqa: E402
 from augment import json_from_process  # noqa: E402
 from augment import photos  # noqa: E402
-from augment import ratio  # noqa: E402
 from augment import summary  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SIZE, FILES = 64, 224, 320
-HEADING = "### Crops from JPEG files"
 OURS = "ours from bytes"
 TORCH = "(a) DataLoader(num_workers=2) + OpenCV + Albumentations"
 DECODED = "(b) ours after full decode_jpeg"
@@ -368,7 +367,7 @@ def main():
         return
     profile = json_from_process(os.path.abspath(__file__), "--profile")
     print(profile, flush=True)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     with tempfile.TemporaryDirectory() as directory:
         paths = write_jpegs(directory, FILES, np.random.default_rng(0))
         runs, loader = contenders(paths, args.quick)
@@ -379,30 +378,31 @@ def main():
             loads.append(os.getloadavg()[0])
             print(f"round {len(loads)}, load {loads[-1]:.1f}", flush=True)
         del loader
-    end_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    end_load = load_average()
     print({k: summary(v) for k, v in results.items()}, flush=True)
-    machine = f"{cpu_model()}, {os.cpu_count()} CPU cores, {platform.system()}"
-    text = report(results, profile, machine, load, end_load, loads)
+    text = report(results, profile, load, end_load, loads)
     print(text)
     if not args.no_write:
-        replace_subsection(os.path.join(ROOT, "BENCHMARKS.md"), "layers", HEADING, text)
+        replace_section(BENCHMARKS, "jpeg-crops", text)
 
 
-def report(results, profile, machine, load, end_load, loads):
+def report(results, profile, load, end_load, loads):
     ours = np.asarray(results[OURS])
 
     def versus(name):
         return np.median(ours / np.asarray(results[name]))
 
     lines = [
-        HEADING,
+        "### Crops from JPEG files",
         "",
         f"`benchmarks/decode_crop.py`: {FILES} JPEG files of 300-520 px, crops of "
         f"{SIZE}x{SIZE} in batches of {BATCH}, {len(loads)} interleaved rounds after "
         "a warm-up; images per second, median (min-max over rounds); ours from "
         "bytes / it per round. Keras backend "
         f"{os.environ.get('KERAS_BACKEND')} (the pipelines are TensorFlow's under "
-        f"any backend). Machine: {machine}, shared with other jobs; load average "
+        f"any backend). Machine: {machine()}; "
+        f"{versions('keras', 'tensorflow', 'torch', 'albumentations')}; shared with "
+        f"other jobs; load average "
         f"{load} at the start, {end_load} at the end (1, 5, 15 min), 1-min load "
         f"after each round {', '.join(f'{x:.1f}' for x in loads)}.",
         "",
@@ -410,7 +410,7 @@ def report(results, profile, machine, load, end_load, loads):
         "|---|---|---|---|",
     ]
     for name, values in results.items():
-        ratio_text = "" if name == OURS else ratio(ours, values)
+        ratio_text = "" if name == OURS else ratio_range(ours, values)
         target = f">= {TARGETS[name]:.1f}x" if name in TARGETS else ""
         lines.append(f"| {name} | {summary(values)} | {ratio_text} | {target} |")
     missed = [
@@ -469,8 +469,9 @@ def report(results, profile, machine, load, end_load, loads):
         "",
         f"Output dtype: a batch of {BATCH} crops is {batch_mb:.1f} MB in uint8 and "
         f"{4 * batch_mb:.1f} MB in float32. `dtype='uint8'` crops reach "
-        f"{ratio(results[UINT8], ours)} of the float32 crops' images/s to batches "
-        f"here, and {ratio(results[MIXUP_UINT8], results[MIXUP])} with `Mixup` "
+        f"{ratio_range(results[UINT8], ours)} of the float32 crops' images/s to "
+        "batches here, and "
+        f"{ratio_range(results[MIXUP_UINT8], results[MIXUP])} with `Mixup` "
         "(float32 out) on the batches; what they save is the size of the batches "
         "held in prefetch buffers and copied to an accelerator, which this CPU-only "
         "run does not measure.",

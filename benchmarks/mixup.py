@@ -8,23 +8,27 @@ float labels) and run side by side, interleaved, in the same process:
 
 Each backend runs in its own subprocess. Results (median time per batch, the
 spread as the 25th-75th percentiles over repeats, and ours / Keras's ratio) are
-written into the "### Mixup" part of the layers section of BENCHMARKS.md.
+written into the mixup section of BENCHMARKS.md.
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/mixup.py
+    python benchmarks/mixup.py [--backends tensorflow,jax] [--no-write]
 """
 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _markdown import replace_subsection  # noqa: E402
+from _markdown import BENCHMARKS  # noqa: E402
+from _markdown import ROOT  # noqa: E402
+from _markdown import load_average  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import median_range  # noqa: E402
+from _markdown import replace_section  # noqa: E402
+from _markdown import versions  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SIZE, CLASSES = 64, 224, 1000
 
 
@@ -87,26 +91,7 @@ def _run_backend(batches, repeats):
     print(json.dumps({"backend": keras.backend.backend(), "results": results}))
 
 
-def _machine():
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = (line.split(":", 1)[1] for line in f if "model name" in line)
-            model = next(names).strip()
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}, {os.cpu_count()} cores, load average {load:.1f} at start"
-
-
-def _stats(values, scale=1.0):
-    """25th, 50th and 75th percentiles of `values * scale`."""
-    import numpy as np
-
-    return tuple(np.percentile(np.asarray(values) * scale, [25, 50, 75]))
-
-
-def _report(outputs, machine, batches, repeats):
+def _report(outputs, load, batches, repeats):
     lines = [
         "### Mixup",
         "",
@@ -114,36 +99,27 @@ def _report(outputs, machine, batches, repeats):
         f"one-hot labels ({CLASSES} classes), `alpha=0.2`; {repeats} interleaved "
         f"repeats of {batches} batches after a warm-up. Median milliseconds per batch "
         "(25th-75th percentile); ratio = ours / `keras.layers.MixUp` (target <= 1.1). "
-        f"Machine: {machine}; the machine is shared with other jobs, so absolute "
-        "times are noisy, the ratios less so.",
+        f"Machine: {machine()}; {versions('keras', 'tensorflow', 'jax')}; load "
+        f"average {load} at the start (1, 5, 15 min); the machine is shared with "
+        "other jobs, so absolute times are noisy, the ratios less so.",
         "",
         "| backend | setting | keras.layers.MixUp | Mixup | ratio | Mixup + CutMix |",
         "|---|---|---|---|---|---|",
     ]
+
+    def cell(values, scale=1e3, spec=".1f"):
+        return median_range([v * scale for v in values], spec, percentiles=(25, 75))
+
     for output in outputs:
         for setting, times in output["results"].items():
-            keras_stats = _stats(times["keras.layers.MixUp"], 1e3)
-            ours = _stats(times["Mixup"], 1e3)
-            cutmix = _stats(times["Mixup + CutMix"], 1e3)
-            ratio = _stats(
-                [o / k for o, k in zip(times["Mixup"], times["keras.layers.MixUp"])]
-            )
-            cell = "{1:.1f} ({0:.1f}-{2:.1f})".format
+            ours, keras_times = times["Mixup"], times["keras.layers.MixUp"]
+            ratios = [o / k for o, k in zip(ours, keras_times)]
             lines.append(
-                f"| {output['backend']} | {setting} | {cell(*keras_stats)} | "
-                f"{cell(*ours)} | {ratio[1]:.2f} ({ratio[0]:.2f}-{ratio[2]:.2f}) | "
-                f"{cell(*cutmix)} |"
+                f"| {output['backend']} | {setting} | {cell(keras_times)} | "
+                f"{cell(ours)} | {cell(ratios, 1, '.2f')} | "
+                f"{cell(times['Mixup + CutMix'])} |"
             )
-    lines += [
-        "",
-        "Both layers compute one blend `lam x_i + (1 - lam) x_j` per pixel; ours pairs "
-        "each sample with its neighbour in the (shuffled) batch and draws one `lam` "
-        "per batch, where `keras.layers.MixUp` shuffles the batch and gathers it. "
-        "What bounds both is memory traffic: reading and writing 64x224x224x3 "
-        "floats (38 MB) per batch, after the uint8 -> float cast.",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def main():
@@ -152,11 +128,12 @@ def main():
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     if args.child:
         _run_backend(args.batches, args.repeats)
         return
-    machine = _machine()
+    load = load_average()
     outputs = []
     for backend in args.backends.split(","):
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
@@ -172,9 +149,10 @@ def main():
             command, env=env, capture_output=True, text=True, check=True
         )
         outputs.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    text = _report(outputs, machine, args.batches, args.repeats)
-    replace_subsection(os.path.join(ROOT, "BENCHMARKS.md"), "layers", "### Mixup", text)
+    text = _report(outputs, load, args.batches, args.repeats)
     print(text)
+    if not args.no_write:
+        replace_section(BENCHMARKS, "mixup", text)
 
 
 if __name__ == "__main__":

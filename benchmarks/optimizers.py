@@ -22,12 +22,18 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _markdown import BENCHMARKS  # noqa: E402
+from _markdown import ROOT  # noqa: E402
+from _markdown import load_average  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import replace_section  # noqa: E402
+from _markdown import versions  # noqa: E402
+
 # Steps per timed repetition: two sync periods for LookAhead (5) and Ranger (6).
 STEPS_PER_REP = {"LookAhead(Adam)": 10, "Ranger": 12}
 DEFAULT_STEPS_PER_REP = 10
@@ -71,6 +77,20 @@ SIZES = {
     "10M (10 x 1000x1000)": [(1000, 1000)] * 10,
     "ResNet-50 (25.6M)": resnet50_shapes(),
 }
+# Selectable with `--sizes 1M` (a quick check of the script, not in the default run).
+EXTRA_SIZES = {"1M (1 x 1000x1000)": [(1000, 1000)]}
+
+
+def _sizes(prefixes):
+    """The parameter sets whose names start with one of the comma-separated prefixes."""
+    chosen = {
+        name: shapes
+        for name, shapes in {**SIZES, **EXTRA_SIZES}.items()
+        if any(name.startswith(p) for p in prefixes.split(","))
+    }
+    if not chosen:
+        raise SystemExit(f"--sizes {prefixes!r} selects none of {list(SIZES)}")
+    return chosen
 
 
 def _arrays(shapes, seed):
@@ -248,8 +268,8 @@ def compare(make_ours, make_theirs, reps, steps):
     }
 
 
-def run_backend(backend, reps):
-    """Measures every pair on `backend` (the process's KERAS_BACKEND)."""
+def run_backend(backend, reps, sizes=None, only=None):
+    """Measures the pairs on `backend` (the process's KERAS_BACKEND), all or `only`."""
     import keras
 
     assert keras.backend.backend() == backend
@@ -274,8 +294,10 @@ def run_backend(backend, reps):
             ("Nesterov", "torch.optim.SGD(nesterov)"),
             ("RAdam", "torch.optim.RAdam"),
         ]
+    if only:
+        pairs = [pair for pair in pairs if pair[0] in only]
     rows = []
-    for size, shapes in SIZES.items():
+    for size, shapes in (sizes or SIZES).items():
         n_params = int(sum(np.prod(s) for s in shapes))
         for ours, theirs in pairs:
 
@@ -296,7 +318,7 @@ def run_backend(backend, reps):
     return rows
 
 
-def _markdown(rows, bandwidth, machine):
+def render(rows, bandwidth, load):
     lines = [
         "## Optimizers",
         "",
@@ -306,8 +328,10 @@ def _markdown(rows, bandwidth, machine):
         "alternating repetitions of 10 steps (12 for Ranger: LookAhead and Ranger pay "
         "their syncs). Ratio = ours / theirs per repetition: median [25 %, 75 %].",
         "",
-        f"Machine: {machine}. **Shared and loaded** (other jobs run alongside), so "
-        "absolute times are noisy; ratios are measured in the same run, interleaved.",
+        f"Machine: {machine()}; {versions('keras', 'tensorflow', 'jax', 'torch')}. "
+        f"**Shared and loaded** (other jobs run alongside; load average {load} at "
+        "the start, 1, 5, 15 min), so absolute times are noisy; ratios are measured "
+        "in the same run, interleaved.",
         f"Measured memory bandwidth (256 MB NumPy copy, read + write): "
         f"{bandwidth / 1e9:.1f} GB/s.",
         "",
@@ -344,64 +368,49 @@ def _markdown(rows, bandwidth, machine):
     return "\n".join(lines)
 
 
-def write_section(markdown, path=None):
-    path = path or os.path.join(ROOT, "BENCHMARKS.md")
-    start, end = "<!-- section: optimizers -->", "<!-- end section: optimizers -->"
-    with open(path) as f:
-        text = f.read()
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    new = f"{head}{start}\n{markdown}{end}{tail}"
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".md")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def _machine():
-    cores = os.cpu_count()
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cores} CPU cores ({model}), no accelerator"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--sizes",
+        default=",".join(SIZES),
+        help="comma-separated prefixes of the parameter sets (default: all)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated names of ours to measure, e.g. 'LookAhead(Adam),Ranger'",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-write", action="store_true", help="print, do not edit BENCHMARKS.md"
     )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_backend(args.child, args.reps)))
+        only = [name for name in args.only.split(",") if name]
+        rows = run_backend(args.child, args.reps, _sizes(args.sizes), only)
+        print(json.dumps(rows))
         return
+    load = load_average()
     rows = []
     for backend in args.backends.split(","):
         env = dict(
             os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"
         )
         out = subprocess.run(
-            [sys.executable, __file__, "--child", backend, "--reps", str(args.reps)],
+            [sys.executable, __file__, "--child", backend, "--reps", str(args.reps)]
+            + ["--sizes", args.sizes, "--only", args.only],
             env=env,
             check=True,
             stdout=subprocess.PIPE,
             text=True,
         )
         rows += json.loads(out.stdout.strip().splitlines()[-1])
-    markdown = _markdown(rows, memory_bandwidth(), _machine())
+    markdown = render(rows, memory_bandwidth(), load)
     print(markdown)
     if not args.no_write:
-        write_section(markdown)
+        replace_section(BENCHMARKS, "optimizers", markdown)
 
 
 if __name__ == "__main__":

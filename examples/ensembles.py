@@ -25,8 +25,7 @@ Usage:
 
 import argparse
 import os
-import platform
-import re
+import sys
 import tempfile
 import time
 
@@ -37,7 +36,16 @@ from keras_trainplus.callbacks import SnapshotEnsemble
 from keras_trainplus.callbacks import StochasticWeightAveraging
 from keras_trainplus.ensemble import AveragingEnsemble
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The benchmark scripts' helpers: machine description, BENCHMARKS.md sections.
+sys.path.insert(
+    0,
+    os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"
+    ),
+)
+from _markdown import BENCHMARKS  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import replace_section  # noqa: E402
 
 
 def load_digits(seed=0):
@@ -190,22 +198,6 @@ def table(all_results, baseline):
     return "\n".join(lines)
 
 
-def write_section(text, path=None):
-    path = path or os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as f:
-        content = f.read()
-    pattern = re.compile(
-        r"(<!-- section: ensembles -->\n).*?(<!-- end section: ensembles -->)", re.S
-    )
-    if not pattern.search(content):
-        raise ValueError(f"No ensembles section in {path}")
-    content = pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), content)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        f.write(content)
-    os.replace(temporary, path)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
@@ -264,18 +256,17 @@ mean over seeds of the per-seed difference.
 
 {body}
 
-Measured by `python examples/ensembles.py` on {platform.machine()} /
-{platform.system()}, {os.cpu_count()} CPU cores (a shared, loaded machine), Keras
-{keras.__version__} with the {keras.backend.backend()} backend, in
+Measured by `python examples/ensembles.py` on {machine()} (a shared, loaded
+machine), Keras {keras.__version__} with the {keras.backend.backend()} backend, in
 {elapsed / 60:.1f} min.
 
 Gain over the single model, mean ± standard deviation over seeds of the per-seed
-difference: {gains(all_results, "single model")}. Stanford CS231n's notes report
-about +2 points for ensembles of independently trained models. One test image is
+difference: {gains(all_results, "single model")}. One test image is
 {100 / test_size:.2f} points here ({test_size} test images per seed).
 """
+    print(text)
     if not args.no_write:
-        write_section(text)
+        replace_section(BENCHMARKS, "ensembles", text)
 
 
 if __name__ == "__main__":

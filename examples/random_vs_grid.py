@@ -39,7 +39,7 @@ Usage:
 import argparse
 import json
 import os
-import platform
+import sys
 import tempfile
 import time
 
@@ -48,6 +48,19 @@ import numpy as np
 
 import keras_trainplus as ktp  # noqa: F401
 from keras_trainplus import tuning
+from keras_trainplus._files import atomic_path
+
+# The benchmark scripts' helpers: machine description, BENCHMARKS.md sections.
+sys.path.insert(
+    0,
+    os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"
+    ),
+)
+from _markdown import load_average  # noqa: E402
+from _markdown import machine  # noqa: E402
+from _markdown import replace_section  # noqa: E402
+from _markdown import write_text  # noqa: E402
 
 BUDGET = 27
 GRIDS = (2, 3)  # points per hyperparameter: 2^3 = 8 and 3^3 = 27 trials
@@ -233,34 +246,9 @@ def plot(runs, random_curves, rows, path):
     right.legend(loc="lower right")
     right.grid(alpha=0.3)
     figure.tight_layout()
-    with tempfile.NamedTemporaryFile(
-        dir=os.path.dirname(path) or ".", suffix=".png", delete=False
-    ) as handle:
-        temporary = handle.name
-    figure.savefig(temporary, dpi=80)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80)
     plt.close(figure)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-
-
-def write_atomic(path, text):
-    with tempfile.NamedTemporaryFile(
-        "w", dir=os.path.dirname(os.path.abspath(path)), delete=False
-    ) as handle:
-        handle.write(text)
-        temporary = handle.name
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-
-
-def write_benchmarks(path, text):
-    with open(path) as f:
-        content = f.read()
-    start = f"<!-- section: {MARKER} -->"
-    end = f"<!-- end section: {MARKER} -->"
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    write_atomic(path, f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def run_experiment(args):
@@ -283,15 +271,14 @@ def run_experiment(args):
             runs.append(run)
             elapsed = time.perf_counter() - started
             print(f"seed {seed} done ({elapsed:.0f} s)", flush=True)
-    machine = (
-        f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores "
-        f"(shared with other jobs, load average {os.getloadavg()[0]:.1f} at the end), "
-        f"Keras {keras.__version__} on {keras.backend.backend()}"
-    )
     return {
         "dataset": f"tfds {args.tfds}" if args.tfds else "scikit-learn digits",
         "epochs": args.epochs,
-        "machine": machine,
+        "machine": (
+            f"{machine()} (shared with other jobs, load average {load_average()} at "
+            f"the end; 1, 5, 15 min), Keras {keras.__version__} on "
+            f"{keras.backend.backend()}"
+        ),
         "elapsed_s": time.perf_counter() - started,
         "runs": runs,
     }
@@ -321,13 +308,13 @@ def report(record, output_dir, benchmarks):
     print(record["machine"])
     os.makedirs(output_dir, exist_ok=True)
     plot(runs, random_curves, rows, os.path.join(output_dir, "random_vs_grid.png"))
-    write_atomic(
+    write_text(
         os.path.join(output_dir, "random_vs_grid.json"),
         json.dumps(dict(record, rows=rows), indent=1),
     )
     print(f"wrote {output_dir}/random_vs_grid.png and random_vs_grid.json")
     if benchmarks:
-        write_benchmarks(benchmarks, text)
+        replace_section(benchmarks, MARKER, text)
         print(f"wrote the table into {benchmarks}")
 
 

@@ -1,4 +1,5 @@
-"""The only place keras_trainplus touches private Keras (`keras.src`).
+"""The only place keras_trainplus touches private Keras (`keras.src` and the private
+members of Keras's public classes).
 
 Each hook here exists because Keras 3 offers no public equivalent; each is covered by
 a test (`tests/test_compat.py` and the tests of its callers), and the supported Keras
@@ -6,6 +7,8 @@ range is pinned in `pyproject.toml`.
 """
 
 import contextlib
+
+import keras
 
 
 def data_layer_class():
@@ -117,17 +120,6 @@ def steps_through_update_step(optimizer):
     return True
 
 
-def optimizer_variable_index(optimizer, variable):
-    """The position of `variable` in the list `optimizer` was built on.
-
-    Inside `update_step` Keras passes the backend's variable (a `tf.Variable`
-    under TensorFlow, a mirrored component under `tf.distribute`), which only the
-    private `_get_variable_index` maps back to the built list, as Keras's own
-    optimizers do to find their slots.
-    """
-    return optimizer._get_variable_index(variable)
-
-
 def uses_weight_decay(optimizer, variable):
     """Whether `optimizer`'s decoupled weight decay applies to `variable`.
 
@@ -178,3 +170,38 @@ def optimizer_built_variables(optimizer):
     if not optimizer.built:
         return None
     return list(optimizer._trainable_variables)
+
+
+def optimizer_variable_index(optimizer, variable):
+    """Returns the position of `variable` in the list `optimizer` was built on.
+
+    Keras's optimizers find the slots of a variable with the private
+    `Optimizer._get_variable_index` (the pattern the `keras.optimizers.Optimizer`
+    docstring shows for subclasses). It keys variables by identity, and under
+    `tf.distribute` by their distributed container, which a public lookup (e.g.
+    `list.index`, which compares values) cannot reproduce.
+    """
+    return optimizer._get_variable_index(variable)
+
+
+class WholeStepOptimizer(keras.optimizers.Optimizer):
+    """Base class of the optimizers that update all variables in one call.
+
+    Keras's `Optimizer.apply` (and `stateless_apply`, which calls it) unscales,
+    clips and weight-decays the gradients, then hands all of them to the private
+    `_backend_update_step(grads, trainable_variables, learning_rate)`, once per
+    step (inside its gradient-accumulation conditional), before the moving average
+    (`use_ema`) and the constraints. The public `update_step` it calls by default
+    sees one variable at a time; an optimizer that needs all gradients at once (a
+    wrapper that steps an inner optimizer, then runs one conditional over every
+    variable) overrides that private method, here and nowhere else.
+
+    Subclasses implement `update_all(grads, trainable_variables)`: `grads` are the
+    processed gradients of the variables that have one, in the same order.
+    """
+
+    def update_all(self, grads, trainable_variables):
+        raise NotImplementedError
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        self.update_all(list(grads), list(trainable_variables))

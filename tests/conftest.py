@@ -29,6 +29,21 @@ import keras  # noqa: E402
 from tests.helpers.backend import BACKEND  # noqa: E402
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("keras_trainplus")
+    group.addoption(
+        "--integration-jit-compile",
+        choices=("true", "auto"),
+        default="true",
+        help="`jit_compile` of the compiled tier (tests/test_integration.py).",
+    )
+    group.addoption(
+        "--integration-dtype-policy",
+        default="float32",
+        help="Keras dtype policy of the compiled tier, e.g. mixed_float16.",
+    )
+
+
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {BACKEND}"
 

@@ -34,6 +34,65 @@ def test_data_layer_switches_to_tensorflow_inside_tf_data():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), np.ones((2, 2)))
 
 
+class RecordingStep(_compat.WholeStepOptimizer):
+    """Records what Keras hands to the whole-step hook, and takes an SGD step."""
+
+    def __init__(self, **kwargs):
+        super().__init__(learning_rate=1.0, **kwargs)
+        self.calls = []
+
+    def update_all(self, grads, trainable_variables):
+        self.calls.append((list(grads), list(trainable_variables)))
+        for grad, variable in zip(grads, trainable_variables):
+            self.assign_sub(variable, grad)
+
+
+@pytest.mark.smoke
+def test_whole_step_hook_gets_all_processed_gradients_once_per_step():
+    """Keras calls `_backend_update_step` once with every clipped gradient."""
+    variables = [keras.Variable(np.zeros(2, "float32")) for _ in range(3)]
+    optimizer = RecordingStep(clipvalue=0.5, loss_scale_factor=2.0)
+    grads = [np.full(2, 4.0, "float32"), None, np.full(2, -0.4, "float32")]
+    optimizer.apply(grads, variables)
+    assert len(optimizer.calls) == 1
+    seen, stepped = optimizer.calls[0]
+    assert [id(v) for v in stepped] == [id(variables[0]), id(variables[2])]  # no grad
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(seen[0]), 0.5)  # 4/2 clipped
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(seen[1]), -0.2)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variables[0]), -0.5)
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 1
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="stateless_apply: JAX")
+def test_whole_step_hook_runs_inside_stateless_apply():
+    import jax
+
+    variables = [keras.Variable(np.ones(2, "float32"))]
+    optimizer = RecordingStep()
+    optimizer.build(variables)
+    new, _ = jax.jit(optimizer.stateless_apply)(
+        [v.value for v in optimizer.variables],
+        [np.full(2, 0.25, "float32")],
+        [variables[0].value],
+    )
+    np.testing.assert_allclose(np.asarray(new[0]), 0.75)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variables[0]), 1.0)
+
+
+@pytest.mark.smoke
+def test_optimizer_variable_index_is_the_built_position():
+    variables = [keras.Variable(np.zeros(n, "float32")) for n in (1, 2, 3)]
+    optimizer = keras.optimizers.SGD()
+    optimizer.build(variables)
+    assert [_compat.optimizer_variable_index(optimizer, v) for v in variables] == [
+        0,
+        1,
+        2,
+    ]
+    built = _compat.optimizer_built_variables(optimizer)
+    assert [id(v) for v in built] == [id(v) for v in variables]
+
+
 @pytest.mark.smoke
 def test_computing_with_switches_layers_and_restores_them():
     probes = [BackendProbe(), BackendProbe()]

@@ -122,6 +122,37 @@ def test_patience():
     assert callback.best == 0.9 and callback.best_epoch == 1
 
 
+def test_one_element_arrays_are_monitored_as_numbers():
+    """As Keras's EarlyStopping: e.g. `F1Score()` (average=None) logs shape (1,)."""
+    callback = EarlyStopping(patience=2, mode="min")
+    values = [np.array([1.0]), np.array([[0.9]], "float32"), np.array(0.95)]
+    values += [keras.ops.convert_to_tensor([0.97]), np.array([0.5])]
+    last, _ = _drive(callback, values)
+    assert (last, callback.stopped_epoch, callback.stop_reason) == (3, 3, "patience")
+    assert callback.best == pytest.approx(0.9) and callback.best_epoch == 1
+    assert type(callback.best) is float
+
+
+def test_several_values_are_refused_with_the_metric_name():
+    callback = EarlyStopping(monitor="val_f1", mode="max")
+    with pytest.raises(
+        ValueError,
+        match=r"EarlyStopping monitors `val_f1`, which was logged with 3 values \(shape \(3,\)\); it needs one\.",
+    ):
+        _drive(callback, [np.array([0.1, 0.2, 0.3])], monitor="val_f1")
+
+
+def test_fit_monitors_a_one_class_f1_score():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, "sigmoid")])
+    model.compile("sgd", "binary_crossentropy", metrics=[keras.metrics.F1Score()])
+    callback = EarlyStopping(monitor="f1_score", mode="max", patience=1)
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[callback])
+    assert isinstance(callback.best, float) and math.isfinite(callback.best)
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_stops_at_once_and_restores_best(bad):
     callback = EarlyStopping(patience=5)

@@ -124,22 +124,65 @@ def test_state_is_one_slot_per_parameter_plus_inner():
     optimizer = ktp.optimizers.LookAhead(keras.optimizers.Adam())
     optimizer.build(variables)
     sizes = [int(np.prod(v.shape)) for v in optimizer.variables if len(v.shape) > 0]
-    assert sum(sizes) == 3 * 17
-    assert len(optimizer.variables) == len(optimizer._variables) + len(
-        optimizer.optimizer.variables
-    )
+    # Adam's m and v, the slow weights, and one "started" flag per variable.
+    assert sum(sizes) == 3 * 17 + 2
+    inner = optimizer.optimizer.variables
+    assert [id(v) for v in optimizer.variables[-len(inner) :]] == [id(v) for v in inner]
 
 
-def test_slow_weights_start_from_the_values_at_build():
+def test_slow_weights_start_from_the_values_at_the_first_step():
+    """phi is theta as training starts, not as it was when the optimizer was built."""
     variable = keras.Variable(np.full(3, 2.0, "float32"))
     optimizer = ktp.optimizers.LookAhead(keras.optimizers.SGD(1.0), 2, 0.5)
     optimizer.build([variable])
-    variable.assign(np.full(3, 5.0, "float32"))
+    variable.assign(np.full(3, 5.0, "float32"))  # e.g. `load_weights` after compile
     for _ in range(2):
         optimizer.apply([keras.ops.ones(3)], [variable])
-    # theta after 2 SGD steps: 5 - 2 = 3; phi = 2 + 0.5 (3 - 2) = 2.5. Exact on any
+    # theta after 2 SGD steps: 5 - 2 = 3; phi = 5 + 0.5 (3 - 5) = 4. Exact on any
     # CPU: every operand and result is a float32 number, so nothing rounds.
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), 2.5)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), 4.0)
+
+
+@pytest.mark.parametrize("mode", [m for m in function_modes() if m != "jit"])
+def test_a_variable_stepped_later_starts_its_slow_weights_then(mode):
+    """A variable without gradient at first (frozen) gets phi = theta at its first step."""
+    first = keras.Variable(np.zeros(2, "float32"))
+    later = keras.Variable(np.full(2, 7.0, "float32"))
+    optimizer = ktp.optimizers.LookAhead(keras.optimizers.SGD(1.0), 2, 0.5)
+    optimizer.build([first, later])
+    ones = keras.ops.ones(2)
+
+    def only_first():
+        optimizer.apply([ones], [first])
+
+    def both():
+        optimizer.apply([ones, ones], [first, later])
+
+    if mode != "eager":
+        import tensorflow as tf
+
+        only_first = tf.function(only_first, jit_compile=mode == "xla")
+        both = tf.function(both, jit_compile=mode == "xla")
+    only_first()
+    only_first()  # sync of `first`: phi = 0 + 0.5 (-2 - 0) = -1 = theta
+    later.assign(np.full(2, 9.0, "float32"))
+    both()  # later: phi = 9, theta = 8
+    both()  # sync: later phi = 9 + 0.5 (7 - 9) = 8; first phi = -1 + 0.5 (-3 + 1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(later), 8.0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(first), -2.0)
+
+
+def test_swap_before_the_first_step_leaves_the_model_unchanged():
+    variable = keras.Variable(np.full(2, 3.0, "float32"))
+    optimizer = ktp.optimizers.LookAhead(keras.optimizers.SGD(1.0), 2, 0.5)
+    optimizer.build([variable])
+    optimizer.swap_slow_weights()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), 3.0)
+    for _ in range(3):
+        optimizer.apply([keras.ops.ones(2)], [variable])
+    # theta 2, 1 -> sync phi = 3 + 0.5 (1 - 3) = 2 -> theta 1
+    optimizer.swap_slow_weights()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), 2.0)
 
 
 @pytest.mark.smoke
@@ -174,7 +217,7 @@ def test_non_finite_inner_step_is_skipped_by_the_sync_counter():
 
 
 @only_backends("jax")
-def test_jax_stateless_step_has_a_single_cond_for_the_sync():
+def test_jax_stateless_step_has_one_cond_for_the_start_and_one_for_the_sync():
     import jax
 
     variables = [keras.Variable(np.zeros((4, 3), "float32")) for _ in range(5)]
@@ -184,12 +227,12 @@ def test_jax_stateless_step_has_a_single_cond_for_the_sync():
     jaxpr = jax.make_jaxpr(optimizer.stateless_apply)(
         [v.value for v in optimizer.variables], grads, [v.value for v in variables]
     )
-    assert str(jaxpr).count("cond[") == 1
+    assert str(jaxpr).count("cond[") == 2
 
 
 @only_backends("tensorflow")
-def test_tensorflow_step_has_a_single_loop_for_the_sync():
-    """One 0-or-1-trip loop over all variables, no cond (XLA would copy them all)."""
+def test_tensorflow_step_has_one_loop_for_the_start_and_one_for_the_sync():
+    """0-or-1-trip loops over all variables, no cond (XLA would copy them all)."""
     import tensorflow as tf
 
     variables = [keras.Variable(np.zeros((4, 3), "float32")) for _ in range(5)]
@@ -203,7 +246,50 @@ def test_tensorflow_step_has_a_single_loop_for_the_sync():
     graph = step.get_concrete_function().graph
     types = [op.type for op in graph.get_operations()]
     assert sum(t in ("If", "StatelessIf") for t in types) == 0
-    assert sum(t in ("While", "StatelessWhile") for t in types) == 1
+    assert sum(t in ("While", "StatelessWhile") for t in types) == 2
+
+
+def _entry_copies(hlo, shape):
+    """Copies of `shape`-d float32 arrays in the entry computation of `hlo`."""
+    import re
+
+    entry = hlo[hlo.index("ENTRY") :]
+    pattern = r"= f32\[" + ",".join(map(str, shape)) + r"\]\S* copy\("
+    return len(re.findall(pattern, entry))
+
+
+@only_backends("tensorflow")
+def test_tensorflow_xla_step_updates_the_variables_in_place():
+    """The start of phi reads the variables before the inner step writes them: it
+    must be ordered first, or XLA copies every variable on every step."""
+    import tensorflow as tf
+
+    variables = [keras.Variable(np.ones((40, 30), "float32")) for _ in range(3)]
+    optimizer = ktp.optimizers.LookAhead(keras.optimizers.Adam(1e-3))
+    optimizer.build(variables)
+    step = tf.function(
+        lambda: optimizer.apply([tf.ones((40, 30))] * 3, variables), jit_compile=True
+    )
+    hlo = step.experimental_get_compiler_ir()(stage="optimized_hlo")
+    assert _entry_copies(hlo, (40, 30)) == 0
+
+
+@only_backends("jax")
+def test_jax_step_updates_the_donated_variables_in_place():
+    import jax
+
+    variables = [keras.Variable(np.ones((40, 30), "float32")) for _ in range(3)]
+    optimizer = ktp.optimizers.LookAhead(keras.optimizers.Adam(1e-3))
+    optimizer.build(variables)
+    grads = [np.ones((40, 30), "float32")] * 3
+    step = jax.jit(
+        lambda params, state: optimizer.stateless_apply(state, grads, params),
+        donate_argnums=(0, 1),
+    )
+    compiled = step.lower(
+        [v.value for v in variables], [v.value for v in optimizer.variables]
+    ).compile()
+    assert _entry_copies(compiled.as_text(), (40, 30)) == 0
 
 
 def test_learning_rate_reads_and_writes_go_to_the_inner_optimizer():

@@ -208,6 +208,65 @@ def test_fit_initialises_slow_weights_from_the_model(compile_id, compile_kwargs)
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(slow), want)
 
 
+WRAPPERS = {
+    "lookahead": lambda: ktp.optimizers.LookAhead(
+        keras.optimizers.Adam(0.01), sync_period=2
+    ),
+    "ranger": lambda: ktp.optimizers.Ranger(0.01, sync_period=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+@pytest.mark.parametrize(
+    "compile_id, compile_kwargs", compile_modes(), ids=[m[0] for m in compile_modes()]
+)
+def test_fit_with_variables_over_128_elements(name, compile_id, compile_kwargs):
+    """TensorFlow XLA could not lift slow weights created from the model's values."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 2, size=32)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    initial = _weights(model)
+    optimizer = WRAPPERS[name]()
+    model.compile(
+        optimizer,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        **compile_kwargs,
+    )
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # 2 steps: one sync
+    # Right after a sync the model holds phi = theta_0 + alpha (theta_2 - theta_0).
+    for slow, weight, start in zip(optimizer._slow_weights, _weights(model), initial):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(slow), weight)
+        assert not np.array_equal(weight, start)
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+@pytest.mark.parametrize(
+    "compile_id, compile_kwargs", compile_modes(), ids=[m[0] for m in compile_modes()]
+)
+def test_fit_a_model_whose_weights_the_first_step_creates(
+    name, compile_id, compile_kwargs
+):
+    """Sequential without `Input`: the weights are created inside the first step."""
+    x, y = _regression_data(16)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1)]
+    )
+    optimizer = WRAPPERS[name]()
+    model.compile(optimizer, "mse", **compile_kwargs)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # one step, no sync yet
+    keras.utils.set_random_seed(3)
+    reference = keras.Sequential(
+        [keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1)]
+    )
+    reference.build((None, 4))
+    for slow, want in zip(optimizer._slow_weights, _weights(reference)):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(slow), want)
+
+
 BASE_KWARGS = dict(gradient_accumulation_steps=2, clipnorm=1.0, weight_decay=1e-3)
 WITH_BASE_KWARGS = {
     "nesterov": lambda: ktp.optimizers.Nesterov(0.05, **BASE_KWARGS),

@@ -8,6 +8,7 @@ import keras_trainplus as ktp
 from tests.helpers import config as config_helpers
 from tests.helpers import optim
 from tests.helpers import tolerance
+from tests.helpers.backend import compile_modes
 from tests.helpers.backend import function_modes
 from tests.test_lookahead import lookahead_rule
 from tests.test_radam import radam_rule
@@ -92,7 +93,7 @@ def test_state_is_three_slots_per_parameter():
     optimizer = ktp.optimizers.Ranger()
     optimizer.build(variables)
     sizes = [int(np.prod(v.shape)) for v in optimizer.variables if len(v.shape) > 0]
-    assert sum(sizes) == 3 * 17
+    assert sum(sizes) == 3 * 17 + 2  # + one "started" flag per variable
 
 
 @pytest.mark.smoke
@@ -156,3 +157,47 @@ def test_config_roundtrip_and_deserialize():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ktp.optimizers.Ranger(**kwargs)
+
+
+class OneHotEmbedding(keras.layers.Layer):
+    """`Embedding` computed as one_hot(ids) @ table: the same values, dense gradient."""
+
+    def __init__(self, rows, width, **kwargs):
+        super().__init__(**kwargs)
+        self.rows = rows
+        self.table = self.add_weight((rows, width), initializer="uniform", name="t")
+
+    def call(self, ids):
+        return keras.ops.matmul(keras.ops.one_hot(ids, self.rows), self.table)
+
+
+def _embedding_model(layer):
+    return keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            layer,
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+@pytest.mark.parametrize("mode,compile_kwargs", compile_modes())
+def test_fit_with_sparse_embedding_gradients_equals_dense(mode, compile_kwargs, rng):
+    """TensorFlow's `Embedding` gradient is `IndexedSlices`: centralized exactly."""
+    ids = rng.integers(0, 10, size=(16, 4)).astype("int32")
+    ids[:, 1] = ids[:, 0]  # repeated rows within a batch
+    y = rng.normal(size=(16, 1)).astype("float32")
+    sparse = _embedding_model(keras.layers.Embedding(12, 3))
+    dense = _embedding_model(OneHotEmbedding(12, 3))
+    dense.set_weights(sparse.get_weights())
+    start = sparse.get_weights()
+    for model in (sparse, dense):
+        model.compile(
+            ktp.optimizers.Ranger(0.05, sync_period=2), "mse", **compile_kwargs
+        )
+        model.fit(ids, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for got, want in zip(sparse.get_weights(), dense.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # Rows 10 and 11 never appear: only the centralization moves them.
+    assert not np.allclose(sparse.get_weights()[0][10:], start[0][10:])

@@ -10,24 +10,10 @@ import keras
 
 from keras_trainplus import _compat
 from keras_trainplus.optimizers import LearningRateMultipliers
+from keras_trainplus.optimizers._common import optimizer_chain
 
 # Relative tolerance on a multiplier, which the optimizer stores in float32.
 _RTOL = 1e-6
-
-
-def optimizer_chain(optimizer):
-    """The optimizer and the ones it wraps, outermost first."""
-    optimizers = [optimizer]
-    while True:
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = optimizer.inner_optimizer
-        elif isinstance(
-            getattr(optimizer, "optimizer", None), keras.optimizers.Optimizer
-        ):
-            optimizer = optimizer.optimizer  # keras_trainplus wrappers
-        else:
-            return optimizers
-        optimizers.append(optimizer)
 
 
 def _frozen_backbone_error():

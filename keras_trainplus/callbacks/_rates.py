@@ -1,12 +1,18 @@
-"""How the ensembling callbacks read an optimizer's learning rate."""
+"""How the callbacks read and set an optimizer's learning rate."""
+
+from keras_trainplus.optimizers._common import learning_rate_optimizer
 
 
 def learning_rate_config(optimizer):
     """The optimizer's learning rate as in its config: a float or a schedule's dict.
 
-    Wrappers that hold the rate in an inner optimizer (`LossScaleOptimizer`, used
-    under mixed precision) are looked through.
+    Wrappers (`LossScaleOptimizer`, `LookAhead`, `Ranger`, ...) are looked through
+    to the optimizer that holds the rate; a `MultiOptimizer` is refused
+    (`ValueError`).
     """
-    while hasattr(optimizer, "inner_optimizer"):
-        optimizer = optimizer.inner_optimizer
-    return optimizer.get_config()["learning_rate"]
+    return learning_rate_optimizer(optimizer).get_config()["learning_rate"]
+
+
+def set_learning_rate(optimizer, learning_rate):
+    """Sets the float learning rate of the optimizer that holds it."""
+    learning_rate_optimizer(optimizer).learning_rate = learning_rate

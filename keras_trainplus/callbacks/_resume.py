@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_trainplus.callbacks._rates import learning_rate_config
+from keras_trainplus.callbacks._rates import set_learning_rate
 
 
 class DrivenRate:
@@ -42,13 +43,13 @@ class DrivenRate:
 
     def set(self, optimizer, rate):
         """Sets the rate; pass `callback.model.optimizer`, so that JAX re-syncs."""
-        optimizer.learning_rate = rate
+        set_learning_rate(optimizer, rate)
         self._last = float(np.float32(rate))
 
     def end(self, optimizer):
         """Gives the original rate back (from `on_train_end`)."""
         if self._optimizer is not None:
-            optimizer.learning_rate = self.original
+            set_learning_rate(optimizer, self.original)
             self._optimizer = None
 
 

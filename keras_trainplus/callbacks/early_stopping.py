@@ -5,6 +5,7 @@ import os
 import warnings
 
 import keras
+import numpy as np
 
 from keras_trainplus._files import prepare_directory
 from keras_trainplus._validation import PACKAGE
@@ -237,7 +238,7 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
                 f"{', '.join(sorted(logs)) or 'none'}.",
                 stacklevel=2,
             )
-        return value
+        return None if value is None else _scalar(self.monitor, value)
 
     def _stop(self, epoch, reason):
         self.stop_reason = reason
@@ -255,7 +256,6 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
         current = self.get_monitor_value(logs)
         if current is None:
             return
-        current = float(current)
         if not math.isfinite(current):
             if self.check_finite:
                 self._stop(epoch, "non_finite")
@@ -315,3 +315,20 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
             "backup_dir": self.backup_dir,
             "verbose": self.verbose,
         }
+
+
+def _scalar(name, value):
+    """A logged metric as a float; it must hold one value.
+
+    Keras's `EarlyStopping` accepts an array of one element too (e.g. `F1Score()`,
+    whose `average=None` logs one value per class, on one class); several values
+    have no order to compare (Keras fails on their ambiguous truth value).
+    """
+    array = np.asarray(keras.ops.convert_to_numpy(value))
+    if array.size != 1:
+        raise ValueError(
+            f"EarlyStopping monitors `{name}`, which was logged with {array.size} "
+            f"values (shape {array.shape}); it needs one. Monitor a scalar metric "
+            "(e.g. `F1Score(average='macro')`)."
+        )
+    return float(array.reshape(()))

@@ -49,7 +49,9 @@ class SnapshotEnsemble(ConfigMixin, keras.callbacks.Callback):
       optimizer when the callback is attached to the model (before any callback's
       `on_train_begin`, hence before `BackupAndRestore` restores a checkpoint; when
       a run it drove was interrupted, the same model and callback keep the first
-      `a0`). A `LossScaleOptimizer` is looked through to its inner optimizer.
+      `a0`). Wrappers (`LossScaleOptimizer`, `LookAhead`, `Ranger`) are looked
+      through to the optimizer that holds the rate; a Keras `MultiOptimizer`
+      (one rate per sub-optimizer) is refused.
       Both ways need `steps_per_execution=1` and a known number of steps per epoch.
 
     Snapshots are whole models (`model.save()`, `.keras` format) named

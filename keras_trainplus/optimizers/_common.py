@@ -36,6 +36,73 @@ def one_minus_power(beta, step):
     return -ops.expm1(step * log_beta)
 
 
+def dense_gradient(gradient, variable):
+    """`gradient` as a dense tensor of `variable`'s shape.
+
+    Sparse gradients are TensorFlow `IndexedSlices` (rows of an `Embedding`,
+    repeated indices summed) and JAX sparse arrays (`BCOO`); dense ones pass as is.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return ops.segment_sum(
+                gradient.values,
+                ops.convert_to_tensor(gradient.indices),
+                num_segments=variable.shape[0],
+            )
+        return gradient
+    return ops.convert_to_tensor(gradient, sparse=False)
+
+
+def optimizer_chain(optimizer):
+    """The optimizer and the optimizers it wraps, outermost first.
+
+    A wrapper steps one inner optimizer and exposes it as `inner_optimizer`
+    (Keras's `LossScaleOptimizer`) or as `optimizer` (keras_trainplus's
+    `LookAhead` and `Ranger`, and any wrapper following either convention). The
+    chain ends at the first optimizer that wraps none, e.g. a Keras
+    `MultiOptimizer`, which steps several (see `learning_rate_optimizer`).
+    """
+    chain = [optimizer]
+    while True:
+        inner = _wrapped(chain[-1])
+        if inner is None or any(inner is seen for seen in chain):
+            return chain
+        chain.append(inner)
+
+
+def _wrapped(optimizer):
+    for name in ("inner_optimizer", "optimizer"):
+        inner = getattr(optimizer, name, None)
+        if isinstance(inner, keras.optimizers.Optimizer):
+            return inner
+    return None
+
+
+def learning_rate_optimizer(optimizer):
+    """The optimizer of `optimizer`'s chain that holds the learning rate.
+
+    The innermost one: wrappers read and write their inner optimizer's rate. A
+    `keras.optimizers.MultiOptimizer` holds one rate per sub-optimizer and none of
+    its own, so code that reads or drives "the" learning rate refuses it.
+
+    Raises:
+        ValueError: the chain ends at a `MultiOptimizer`.
+    """
+    innermost = optimizer_chain(optimizer)[-1]
+    multi = getattr(keras.optimizers, "MultiOptimizer", None)
+    if multi is not None and isinstance(innermost, multi):
+        names = ", ".join(type(o).__name__ for o in innermost.optimizers)
+        raise ValueError(
+            "This needs the optimizer's learning rate, but a "
+            "`keras.optimizers.MultiOptimizer` holds one per sub-optimizer "
+            f"({names}) and none of its own. Give each sub-optimizer its own "
+            "schedule instead (e.g. `keras_trainplus.schedules.*`)."
+        )
+    return innermost
+
+
 def get_optimizer(optimizer):
     """An optimizer instance from an instance, a string identifier or a config."""
     if isinstance(optimizer, (str, dict)):

@@ -3,14 +3,16 @@
 import copy
 
 import keras
+import numpy as np
 from keras import ops
 
+from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.optimizers import _common
 
 
 @keras.saving.register_keras_serializable(package=_validation.PACKAGE)
-class LookAhead(keras.optimizers.Optimizer):
+class LookAhead(_compat.WholeStepOptimizer):
     """Wraps any optimizer; every `sync_period` steps, moves weights to slow weights.
 
     Zhang et al. 2019, "Lookahead Optimizer: k steps forward, 1 step back"
@@ -26,16 +28,21 @@ class LookAhead(keras.optimizers.Optimizer):
 
     Conventions:
 
-    - `phi` is initialised from the variables' values when the optimizer is built
-      (for `model.fit`, the weights the model starts training from).
+    - `phi` of a variable is set to its value right before the inner optimizer's
+      first step on it: for `model.fit`, the weights the model starts training
+      from (after any `load_weights` or checkpoint restore made before that
+      step); a variable that first gets a gradient later (a backbone unfrozen
+      during training) starts its `phi` then. A restored optimizer keeps its
+      saved `phi`.
     - The sync counter is the inner optimizer's own `iterations`. A step that the
       inner optimizer skips (e.g. `keras.optimizers.LossScaleOptimizer` on
       non-finite gradients: its `iterations` does not advance) neither advances the
       counter nor touches `phi` or `theta`.
-    - The sync is one conditional over all variables (`lax.cond` on JAX; on
-      TensorFlow a `while_loop` run 0 or 1 times, which XLA updates in place where
-      a `cond` would copy every variable on every step): the other `k - 1` steps
-      move no memory beyond the inner update. No retracing, no host round trip
+    - The sync is one conditional over all variables, and so is the start of
+      `phi` (taken on the first step only) (`lax.cond` on JAX; on TensorFlow a
+      `while_loop` run 0 or 1 times, which XLA updates in place where a `cond`
+      would copy every variable on every step): the other `k - 1` steps move no
+      memory beyond the inner update. No retracing, no host round trip
       (except on PyTorch, whose conditionals are Python `if`s).
     - `learning_rate` reads and writes go to the inner optimizer, so
       `ReduceLROnPlateau` and `LearningRateScheduler` work. `LookAhead.iterations`
@@ -43,14 +50,17 @@ class LookAhead(keras.optimizers.Optimizer):
     - Keras's base arguments given to `LookAhead` apply around the inner optimizer
       (e.g. `clipnorm` clips before the gradients reach it); the inner optimizer's
       own arguments apply as well.
-    - `variables` holds `LookAhead`'s own variables (counter, slow weights) followed
-      by the inner optimizer's, so all of it is saved with the model and carried by
-      `stateless_apply` (JAX).
+    - `variables` holds `LookAhead`'s own variables (counter, slow weights, flags
+      of the variables stepped so far) followed by the inner optimizer's, so all
+      of it is saved with the model and carried by `stateless_apply` (JAX).
     - Final weights: after training the model holds the fast weights `theta`, as in
       the paper's Algorithm 1 and the authors' code; they equal `phi` right after a
       sync, i.e. when the number of inner steps is a multiple of `sync_period`. Call
       `swap_slow_weights()` to put `phi` into the model (e.g. to evaluate or save
-      with the slow weights) and call it again to swap back.
+      with the slow weights) and call it again to swap back; before the first
+      step it leaves the model unchanged.
+    - `set_weights(weights)` takes the arrays of `variables` (own and inner), so
+      `other.set_weights(optimizer.variables)` copies the whole state.
 
     Args:
         optimizer: The inner optimizer: a `keras.optimizers.Optimizer` instance (a
@@ -102,18 +112,48 @@ class LookAhead(keras.optimizers.Optimizer):
             return
         self.optimizer.build(var_list)
         super().build(var_list)
-        # The initial value is part of the variable's creation (TensorFlow builds
-        # optimizers while tracing the train function, where a separate assign
-        # would not run), and a copy (JAX variables would otherwise share one
-        # buffer, which `model.fit` donates twice).
+        # Slots created like any optimizer's, without reading the model: TensorFlow
+        # builds optimizers while tracing the train function, where XLA cannot lift
+        # a variable whose initial value comes from the graph, and the model's own
+        # variables may not hold values yet (created inside the first train step).
+        # `phi` of a variable is set by the first step on it (`_start`); `started`
+        # flags the variables stepped so far (1.0) in the built order.
         self._slow_weights = [
-            self.add_variable_from_reference(v, name="slow", initializer=_copy_of(v))
-            for v in var_list
+            self.add_variable_from_reference(v, name="slow") for v in var_list
         ]
+        self._started = self.add_variable(
+            (len(var_list),), initializer="zeros", dtype="float32", name="started"
+        )
 
     @property
     def variables(self):
-        return self._variables[:] + self.optimizer.variables
+        return super().variables + self.optimizer.variables
+
+    def set_weights(self, weights):
+        """Sets the state of the wrapper and of its inner optimizer.
+
+        Args:
+            weights: arrays in the order of `variables` (the wrapper's own
+                followed by the inner optimizer's), e.g. another optimizer's
+                `variables` after `build` on the same model.
+        """
+        if not self.built:
+            return super().set_weights(weights)
+        variables = self.variables
+        if len(weights) != len(variables):
+            raise ValueError(
+                f"`set_weights` expects {len(variables)} arrays, one per entry of "
+                f"`variables` (the wrapper's own followed by the inner optimizer's). "
+                f"Received: {len(weights)} arrays"
+            )
+        for variable, weight in zip(variables, weights):
+            if tuple(variable.shape) != tuple(weight.shape):
+                raise ValueError(
+                    f"Optimizer variable {variable.path} has shape "
+                    f"{tuple(variable.shape)}, not compatible with the provided "
+                    f"weight shape {tuple(weight.shape)}."
+                )
+            variable.assign(weight)
 
     @property
     def learning_rate(self):
@@ -126,7 +166,19 @@ class LookAhead(keras.optimizers.Optimizer):
     def scale_loss(self, loss):
         return self.optimizer.scale_loss(super().scale_loss(loss))
 
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+    def update_all(self, grads, trainable_variables):
+        indices = [
+            _compat.optimizer_variable_index(self, v) for v in trainable_variables
+        ]
+        slow_weights = [self._slow_weights[i] for i in indices]
+        self._start(indices, trainable_variables, slow_weights)
+        # The start reads the weights the inner step then overwrites. XLA updates
+        # a variable in place only when every read of its old value is ordered
+        # before the write by data flow (a conditional's read is not), else it
+        # copies the variable on every step: the gradients take an exact zero
+        # computed from the flags the start wrote (XLA does not fold `0 * x`).
+        zero = ops.multiply(0.0, ops.sum(ops.convert_to_tensor(self._started)))
+        grads = [_plus_zero(g, zero) for g in grads]
         before = ops.copy(ops.convert_to_tensor(self.optimizer.iterations))
         if keras.backend.backend() == "jax":
             self._stateless_inner_apply(grads, trainable_variables)
@@ -136,94 +188,62 @@ class LookAhead(keras.optimizers.Optimizer):
         sync = ops.logical_and(
             ops.not_equal(after, before), ops.equal(after % self.sync_period, 0)
         )
-        self._sync(sync, trainable_variables)
+        _assign_if(
+            sync,
+            list(trainable_variables) + slow_weights,
+            _synced_pair,
+            _unchanged_pair,
+            (trainable_variables, slow_weights, self.slow_step_size),
+            self.assign,
+        )
+
+    def _start(self, indices, variables, slow_weights):
+        """`phi <- theta` for the variables stepped for the first time, before the step.
+
+        One conditional, taken on the first step and whenever a variable the
+        optimizer has not stepped yet gets a gradient (e.g. a backbone unfrozen
+        during training); the variables already stepped keep their `phi`.
+        """
+        started = ops.convert_to_tensor(self._started)
+        flags = [started[i] for i in indices]
+        stepped = np.zeros(len(self._slow_weights), "float32")
+        stepped[indices] = 1.0
+        now_started = ops.maximum(started, stepped)
+        _assign_if(
+            ops.any(ops.equal(ops.take(started, indices), 0.0)),
+            slow_weights + [self._started],
+            _started_slow,
+            _unchanged_slow,
+            (variables, slow_weights, flags, started, now_started),
+            self.assign,
+        )
 
     def _stateless_inner_apply(self, grads, trainable_variables):
         # Under JAX the inner optimizer may branch with `ops.cond` (a
         # LossScaleOptimizer does), which must not assign inside its branches:
         # run it statelessly and write its results back (into the enclosing
         # StatelessScope when `stateless_apply` traces this step).
-        all_grads = [None] * len(self._trainable_variables)
+        built = _compat.optimizer_built_variables(self)
+        all_grads = [None] * len(built)
         for grad, variable in zip(grads, trainable_variables):
-            all_grads[self._get_variable_index(variable)] = grad
+            all_grads[_compat.optimizer_variable_index(self, variable)] = grad
         new_values, new_state = self.optimizer.stateless_apply(
             [v.value for v in self.optimizer.variables],
             all_grads,
-            [v.value for v in self._trainable_variables],
+            [v.value for v in built],
         )
-        for variable, value in zip(self._trainable_variables, new_values):
+        for variable, value in zip(built, new_values):
             variable.assign(value)
         for variable, value in zip(self.optimizer.variables, new_state):
             variable.assign(value)
-
-    def _sync(self, sync, variables):
-        slow_weights = [
-            self._slow_weights[self._get_variable_index(v)] for v in variables
-        ]
-        backend = keras.backend.backend()
-        if backend == "jax":
-            import jax
-
-            # Branches of `lax.cond` must not assign: they return the new values.
-            # Module-level branch functions keep JAX's trace cache warm when
-            # running eagerly.
-            new_fast, new_slow = jax.lax.cond(
-                sync,
-                _synced_pair,
-                _unchanged_pair,
-                [v.value for v in variables],
-                [s.value for s in slow_weights],
-                self.slow_step_size,
-            )
-            for variable, value in zip(variables, new_fast):
-                variable.assign(value)
-            for slow_weight, value in zip(slow_weights, new_slow):
-                slow_weight.assign(value)
-            return
-
-        def assign_synced():
-            new = _synced_values(
-                [ops.convert_to_tensor(v) for v in variables],
-                [ops.convert_to_tensor(s) for s in slow_weights],
-                self.slow_step_size,
-            )
-            for variable, slow, value in zip(variables, slow_weights, new):
-                self.assign(slow, value)
-                self.assign(variable, value)
-
-        if backend != "tensorflow":
-            ops.cond(sync, assign_synced, lambda: None)
-            return
-        import tensorflow as tf
-
-        def sync_once(count):
-            assign_synced()
-            return count + 1
-
-        def cross_replica_sync(strategy, sync):
-            # Assigning in cross-replica context updates every replica's copy.
-            # A loop run 0 or 1 times rather than `cond`: XLA turns the variables a
-            # `cond` assigns into outputs of both branches and copies all of them on
-            # every step; a while loop updates them in place.
-            trips = ops.cast(strategy.experimental_local_results(sync)[0], "int32")
-            ops.while_loop(
-                lambda count: count < trips,
-                sync_once,
-                ops.zeros((), "int32"),
-                maximum_iterations=1,
-            )
-
-        context = tf.distribute.get_replica_context()
-        if context is None:
-            cross_replica_sync(tf.distribute.get_strategy(), sync)
-        else:
-            context.merge_call(cross_replica_sync, args=(sync,))
 
     def swap_slow_weights(self, var_list=None):
         """Swaps the values of the model's weights and of their slow weights.
 
         Calling it twice restores the original state. Use it to evaluate, predict or
-        save with the slow weights `phi`, e.g. at the end of training.
+        save with the slow weights `phi`, e.g. at the end of training. A variable
+        the optimizer has not stepped yet has no slow weights of its own (its `phi`
+        will be its value at its first step): it is left as it is.
 
         Args:
             var_list: the variables to swap; defaults to all the variables the
@@ -234,11 +254,16 @@ class LookAhead(keras.optimizers.Optimizer):
                 "`swap_slow_weights()` needs a built optimizer: call "
                 "`optimizer.build(model.trainable_variables)` or train first."
             )
-        var_list = self._trainable_variables if var_list is None else var_list
+        if var_list is None:
+            var_list = _compat.optimizer_built_variables(self)
+        started = ops.convert_to_numpy(self._started)
         for variable in var_list:
-            slow = self._slow_weights[self._get_variable_index(variable)]
+            index = _compat.optimizer_variable_index(self, variable)
+            if not started[index]:
+                continue
+            slow = self._slow_weights[index]
             fast = ops.copy(ops.convert_to_tensor(variable))
-            variable.assign(slow)
+            variable.assign(ops.copy(ops.convert_to_tensor(slow)))
             slow.assign(fast)
 
     def finalize_variable_values(self, var_list):
@@ -269,19 +294,87 @@ class LookAhead(keras.optimizers.Optimizer):
         return super().from_config(config, custom_objects=custom_objects)
 
 
-def _copy_of(variable):
-    """An initializer returning a copy of `variable`'s current value."""
+def _assign_if(condition, targets, true_fn, false_fn, operands, assign):
+    """Assigns `true_fn(*operands)` to `targets` if `condition`, in one conditional.
 
-    def initializer(shape, dtype):
-        if keras.backend.backend() != "tensorflow":
-            return ops.cast(ops.copy(ops.convert_to_tensor(variable)), dtype)
+    `operands` are lists of variables (read inside the conditional), lists of
+    tensors or Python numbers; `false_fn` returns the targets' current values. JAX:
+    one `lax.cond`, whose branches return values (they must not assign); module-
+    level branch functions keep JAX's trace cache warm when running eagerly.
+    TensorFlow: a `while_loop` run 0 or 1 times, in cross-replica context so that
+    assignments reach every replica's copy; XLA turns the variables a `cond`
+    assigns into outputs of both branches and copies all of them on every step,
+    while a loop updates them in place. Other backends: `ops.cond` (a Python `if`
+    on PyTorch).
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        values = jax.lax.cond(condition, true_fn, false_fn, *_read(operands))
+        for target, value in zip(targets, values):
+            target.assign(value)
+        return
+
+    def assign_new():
+        for target, value in zip(targets, true_fn(*_read(operands))):
+            assign(target, value)
+
+    if backend != "tensorflow":
+        ops.cond(condition, assign_new, lambda: None)
+        return
+    import tensorflow as tf
+
+    def once(count):
+        assign_new()
+        return count + 1
+
+    def cross_replica(strategy, condition):
+        trips = ops.cast(strategy.experimental_local_results(condition)[0], "int32")
+        ops.while_loop(
+            lambda count: count < trips,
+            once,
+            ops.zeros((), "int32"),
+            maximum_iterations=1,
+        )
+
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        cross_replica(tf.distribute.get_strategy(), condition)
+    else:
+        context.merge_call(cross_replica, args=(condition,))
+
+
+def _plus_zero(gradient, zero):
+    """`gradient + zero` (a scalar 0 the step must wait for), sparse ones kept sparse.
+
+    Sparse gradients are TensorFlow `IndexedSlices` and JAX `BCOO`: their values
+    take the zero.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
-        # Read eagerly: XLA cannot lift a creation whose value comes from the graph.
-        with tf.init_scope():
-            return ops.cast(ops.convert_to_numpy(variable), dtype)
+        if isinstance(gradient, tf.IndexedSlices):
+            values = ops.add(gradient.values, ops.cast(zero, gradient.values.dtype))
+            return tf.IndexedSlices(values, gradient.indices, gradient.dense_shape)
+    elif backend == "jax":
+        import jax.experimental.sparse as jax_sparse
 
-    return initializer
+        if isinstance(gradient, jax_sparse.BCOO):
+            data = ops.add(gradient.data, ops.cast(zero, gradient.data.dtype))
+            return jax_sparse.BCOO((data, gradient.indices), shape=gradient.shape)
+    return ops.add(gradient, ops.cast(zero, gradient.dtype))
+
+
+def _read(operands):
+    """The operands with each variable in a list replaced by its current value."""
+    return [
+        [ops.convert_to_tensor(x) for x in operand]
+        if isinstance(operand, (list, tuple))
+        else operand
+        for operand in operands
+    ]
 
 
 def _synced_values(fast, slow, slow_step_size):
@@ -294,11 +387,24 @@ def _synced_values(fast, slow, slow_step_size):
 
 def _synced_pair(fast, slow, slow_step_size):
     new = _synced_values(fast, slow, slow_step_size)
-    return new, new
+    return new + new
 
 
 def _unchanged_pair(fast, slow, slow_step_size):
-    return fast, slow
+    return list(fast) + list(slow)
+
+
+def _started_slow(fast, slow, flags, started, now_started):
+    """`phi <- theta` where the flag is 0, `phi` kept where it is 1; flags updated."""
+    new = [
+        ops.where(ops.greater(flag, 0.0), s, ops.cast(f, s.dtype))
+        for f, s, flag in zip(fast, slow, flags)
+    ]
+    return new + [now_started]
+
+
+def _unchanged_slow(fast, slow, flags, started, now_started):
+    return list(slow) + [started]
 
 
 if LookAhead.__doc__ is not None:

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.optimizers import _common
 
@@ -120,7 +121,7 @@ class Nesterov(keras.optimizers.Optimizer):
         step = ops.cast(self.iterations + 1, "float32")
         rho = self._momentum_at(step, variable.dtype)
         rho_next = self._momentum_at(step + 1.0, variable.dtype)
-        velocity = self._velocities[self._get_variable_index(variable)]
+        velocity = self._velocities[_compat.optimizer_variable_index(self, variable)]
         self.assign(
             velocity,
             ops.subtract(ops.multiply(velocity, rho), ops.multiply(gradient, lr)),

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_trainplus import _compat
 from keras_trainplus import _validation
 from keras_trainplus.optimizers import _common
 
@@ -150,7 +151,7 @@ class RAdam(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         gradient = ops.cast(gradient, dtype)
-        index = self._get_variable_index(variable)
+        index = _compat.optimizer_variable_index(self, variable)
         m = self._momentums[index]
         v = self._velocities[index]
         step_size, rectified = self._step_size_and_rectified(learning_rate)

@@ -34,7 +34,10 @@ class Ranger(LookAhead):
     `swap_slow_weights()` to put the slow ones in). State: three slots per
     parameter (`m`, `v`, slow weights). Keras's base arguments apply around the
     RAdam step (gradient clipping before centralization, decoupled weight decay
-    with Ranger's learning rate).
+    with Ranger's learning rate). Sparse gradients (an `Embedding`'s: TensorFlow
+    `IndexedSlices`, JAX `BCOO`) are centralized exactly, hence made dense: every
+    row of the variable then moves, as with a dense gradient. `gc_conv_only=True`
+    or `use_gc=False` keeps them sparse.
 
     Args:
         learning_rate: A float >= 0, a
@@ -85,16 +88,19 @@ class Ranger(LookAhead):
         self.use_gc = use_gc
         self.gc_conv_only = gc_conv_only
 
-    def _centralize(self, gradient):
-        rank = len(gradient.shape)
+    def update_all(self, grads, trainable_variables):
+        grads = [self._centralize(g, v) for g, v in zip(grads, trainable_variables)]
+        super().update_all(grads, trainable_variables)
+
+    def _centralize(self, gradient, variable):
+        rank = len(variable.shape)
         if not self.use_gc or rank <= (3 if self.gc_conv_only else 1):
             return gradient
+        # The centralized gradient of a sparse one (an `Embedding`'s) is dense: the
+        # mean is subtracted from every row, those without gradient included.
+        gradient = _common.dense_gradient(gradient, variable)
         axes = tuple(range(rank - 1))
         return ops.subtract(gradient, ops.mean(gradient, axis=axes, keepdims=True))
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        grads = [self._centralize(g) for g in grads]
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def get_config(self):
         config = super().get_config()
