@@ -38,11 +38,8 @@ class LookAhead(_compat.WholeStepOptimizer):
       inner optimizer skips (e.g. `keras.optimizers.LossScaleOptimizer` on
       non-finite gradients: its `iterations` does not advance) neither advances the
       counter nor touches `phi` or `theta`.
-    - The sync is one conditional over all variables, and so is the start of
-      `phi` (taken on the first step only) (`lax.cond` on JAX; on TensorFlow a
-      `while_loop` run 0 or 1 times, which XLA updates in place where a `cond`
-      would copy every variable on every step): the other `k - 1` steps move no
-      memory beyond the inner update. No retracing, no host round trip
+    - The sync and the start of `phi` run in-graph, and the other `k - 1` steps
+      move no memory beyond the inner update: no retracing, no host round trip
       (except on PyTorch, whose conditionals are Python `if`s).
     - `learning_rate` reads and writes go to the inner optimizer, so
       `ReduceLROnPlateau` and `LearningRateScheduler` work. `LookAhead.iterations`
@@ -188,6 +185,8 @@ class LookAhead(_compat.WholeStepOptimizer):
         sync = ops.logical_and(
             ops.not_equal(after, before), ops.equal(after % self.sync_period, 0)
         )
+        # One conditional over all variables (see `_assign_if`: on TensorFlow a
+        # loop run 0 or 1 times, which XLA updates in place).
         _assign_if(
             sync,
             list(trainable_variables) + slow_weights,
