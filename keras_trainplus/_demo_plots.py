@@ -8,6 +8,8 @@ import numpy as np
 import keras_trainplus as ktp
 from keras_trainplus._files import atomic_path
 
+CHANCE_LABEL = "test accuracy (dashed: chance)"
+
 
 def _pyplot():
     try:
@@ -115,17 +117,7 @@ def _accuracy_bars(axis, labels, values, chance):
     axis.set_yticks(positions, [textwrap.fill(x, 26) for x in labels], fontsize=8)
     axis.set_xlim(0.0, 1.0)
     axis.axvline(chance, color="gray", linestyle="--", linewidth=1)
-    axis.text(
-        chance,
-        1.0,
-        "chance",
-        transform=axis.get_xaxis_transform(),
-        color="gray",
-        fontsize=7,
-        ha="center",
-        va="bottom",
-    )
-    axis.set_xlabel("test accuracy")
+    axis.set_xlabel(CHANCE_LABEL)
 
 
 def ensemble_figure(plt, rows, member_accuracies, member_task):
@@ -142,7 +134,7 @@ def ensemble_figure(plt, rows, member_accuracies, member_task):
     axes[0].bar_label(bars, labels=[f"{v:.3f}" for v in member_accuracies], fontsize=8)
     axes[0].set_xticks(snapshots)
     axes[0].set_xlabel("snapshot")
-    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylabel(CHANCE_LABEL)
     axes[0].set_ylim(0.0, 1.0)
     axes[0].set_title(f"{member_task}: each snapshot alone", fontsize=10)
     chance = next(row["chance"] for row in rows if row["task"] == member_task)
