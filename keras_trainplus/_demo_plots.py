@@ -107,13 +107,21 @@ def curves_figure(plt, history):
     return figure
 
 
+def _label_bars(axis, bars, values):
+    """Each bar's value: inside a long bar (clear of the axis end), past a short one."""
+    inside = [f"{v:.3f}" if v >= 0.3 else "" for v in values]
+    outside = [f"{v:.3f}" if v < 0.3 else "" for v in values]
+    axis.bar_label(bars, labels=inside, label_type="center", color="white", fontsize=8)
+    axis.bar_label(bars, labels=outside, padding=3, fontsize=8)
+
+
 def _accuracy_bars(axis, labels, values, chance):
     """Horizontal bars on a [0, 1] axis, each labelled with its value."""
     import textwrap
 
     positions = np.arange(len(values))[::-1]
     bars = axis.barh(positions, values)
-    axis.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3, fontsize=8)
+    _label_bars(axis, bars, values)
     axis.set_yticks(positions, [textwrap.fill(x, 26) for x in labels], fontsize=8)
     axis.set_xlim(0.0, 1.0)
     axis.axvline(chance, color="gray", linestyle="--", linewidth=1)
@@ -131,7 +139,7 @@ def ensemble_figure(plt, rows, member_accuracies, member_task):
     )
     snapshots = np.arange(1, len(member_accuracies) + 1)
     bars = axes[0].bar(snapshots, member_accuracies)
-    axes[0].bar_label(bars, labels=[f"{v:.3f}" for v in member_accuracies], fontsize=8)
+    _label_bars(axes[0], bars, member_accuracies)
     axes[0].set_xticks(snapshots)
     axes[0].set_xlabel("snapshot")
     axes[0].set_ylabel(CHANCE_LABEL)
