@@ -8,7 +8,6 @@ Writes docs/images/augmentation_gallery.png: one row per photo, one column per l
 
 import io
 import os
-import tempfile
 
 import keras
 import matplotlib
@@ -20,6 +19,7 @@ from PIL import Image  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
 from keras_trainplus import layers  # noqa: E402
+from keras_trainplus._files import atomic_path  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, "docs", "images", "augmentation_gallery.png")
@@ -120,11 +120,8 @@ def main():
     buffer.seek(0)
     # A 256-colour palette keeps the committed picture small.
     picture = Image.open(buffer).convert("RGB").quantize(colors=256)
-    os.makedirs(os.path.dirname(OUTPUT), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(OUTPUT), suffix=".png")
-    with os.fdopen(fd, "wb") as f:
-        picture.save(f, format="PNG", optimize=True)
-    os.replace(tmp, OUTPUT)
+    with atomic_path(OUTPUT) as temporary:  # umask permissions, durable, atomic
+        picture.save(temporary, format="PNG", optimize=True)
     print(f"wrote {OUTPUT} ({os.path.getsize(OUTPUT) // 1024} KiB)")
 
 

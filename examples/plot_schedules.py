@@ -6,7 +6,6 @@ Usage: `python examples/plot_schedules.py [--output docs/images/schedules.png]`
 
 import argparse
 import os
-import tempfile
 
 import matplotlib
 
@@ -14,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keras_trainplus import schedules  # noqa: E402
+from keras_trainplus._files import atomic_path  # noqa: E402
 
 STEPS = 1000
 
@@ -65,17 +65,8 @@ def draw(path):
         ax.grid(alpha=0.3)
     axes.flat[-1].set_axis_off()
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=directory)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:  # umask permissions, durable, atomic
         figure.savefig(temporary, format="png")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     plt.close(figure)
 
 
