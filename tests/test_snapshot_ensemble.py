@@ -443,7 +443,10 @@ def test_snapshots_have_the_permissions_of_model_save(tmp_path, mask):
 
 def test_leftover_temporary_files_are_removed_when_training_begins(tmp_path):
     leftover = ".snapshot-002.keras.partial-0123456789abcdef.keras"
-    for name in (leftover, "notes.txt", ".other.partial-0123456789abcdef"):
+    # and the name the previous release's temporary files had (mkstemp's)
+    legacy = ".snapshot-k2_9xq0a.keras"
+    kept = [".other.partial-0123456789abcdef", ".snapshot-notes.keras", "notes.txt"]
+    for name in (leftover, legacy, *kept):
         (tmp_path / name).write_text("x")
 
     class Listing(keras.callbacks.Callback):
@@ -455,7 +458,7 @@ def test_leftover_temporary_files_are_removed_when_training_begins(tmp_path):
 
     listing = Listing()
     fit_probe(probe_model(), [SnapshotEnsemble(tmp_path, 2), listing], 2, 2)
-    assert listing.names == [".other.partial-0123456789abcdef", "notes.txt"]
+    assert listing.names == sorted(kept)
 
 
 def test_unusable_directory_fails_before_training(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import warnings
 
 import keras
@@ -171,6 +172,7 @@ class SnapshotEnsemble(ConfigMixin, keras.callbacks.Callback):
             schedule = keras.optimizers.schedules.deserialize(learning_rate)
             self._cycle_ends = _schedule_cycle_ends(schedule, self.num_snapshots)
         prepare_directory("directory", self.directory, "snapshot-*.keras")
+        _remove_legacy_partial_snapshots(self.directory)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._driven:
@@ -317,3 +319,15 @@ def _schedule_cycle_ends(schedule, num_snapshots):
             f"{num_snapshots} increasing steps. Received: {ends}"
         )
     return ends
+
+
+# keras_trainplus 0.1 wrote snapshots through `tempfile.mkstemp(prefix=".snapshot-",
+# suffix=".keras")`: a process killed during a write left `.snapshot-XXXXXXXX.keras`
+# (eight characters of mkstemp's alphabet), which no writer creates any more.
+_LEGACY_PARTIAL = re.compile(r"\.snapshot-[a-z0-9_]{8}\.keras")
+
+
+def _remove_legacy_partial_snapshots(directory):
+    for entry in os.listdir(directory):
+        if _LEGACY_PARTIAL.fullmatch(entry):
+            os.remove(os.path.join(directory, entry))
