@@ -103,6 +103,27 @@ def learning_rate_optimizer(optimizer):
     return innermost
 
 
+class InnerOptimizerRate:
+    """Mixin of the wrappers that step one inner optimizer, `self.optimizer`.
+
+    Its learning rate is the wrapper's: reads and writes (e.g. by Keras's
+    `LearningRateScheduler` or `ReduceLROnPlateau`) go to the inner optimizer, and
+    a loss is scaled by both (the inner one may be a `LossScaleOptimizer`). List it
+    before the `keras.optimizers.Optimizer` base, whose properties it overrides.
+    """
+
+    @property
+    def learning_rate(self):
+        return self.optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.optimizer.learning_rate = learning_rate
+
+    def scale_loss(self, loss):
+        return self.optimizer.scale_loss(super().scale_loss(loss))
+
+
 def get_optimizer(optimizer):
     """An optimizer instance from an instance, a string identifier or a config."""
     if isinstance(optimizer, (str, dict)):

@@ -38,7 +38,7 @@ _ON_WRAPPER = (
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class LearningRateMultipliers(keras.optimizers.Optimizer):
+class LearningRateMultipliers(_common.InnerOptimizerRate, keras.optimizers.Optimizer):
     """Wraps an optimizer; each variable trains at its own multiple of the rate.
 
     Discriminative learning rates (Howard & Ruder 2018, "Universal Language Model
@@ -160,17 +160,6 @@ class LearningRateMultipliers(keras.optimizers.Optimizer):
     @property
     def variables(self):
         return super().variables + self.optimizer.variables
-
-    @property
-    def learning_rate(self):
-        return self.optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.optimizer.learning_rate = learning_rate
-
-    def scale_loss(self, loss):
-        return self.optimizer.scale_loss(super().scale_loss(loss))
 
     def _multiplier(self, variable):
         index = _compat.optimizer_variable_index(self, variable)

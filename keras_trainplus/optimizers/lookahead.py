@@ -12,7 +12,7 @@ from keras_trainplus.optimizers import _common
 
 
 @keras.saving.register_keras_serializable(package=_validation.PACKAGE)
-class LookAhead(_compat.WholeStepOptimizer):
+class LookAhead(_common.InnerOptimizerRate, _compat.WholeStepOptimizer):
     """Wraps any optimizer; every `sync_period` steps, moves weights to slow weights.
 
     Zhang et al. 2019, "Lookahead Optimizer: k steps forward, 1 step back"
@@ -81,14 +81,7 @@ class LookAhead(_compat.WholeStepOptimizer):
     """
 
     def __init__(self, optimizer, sync_period=5, slow_step_size=0.5, **kwargs):
-        if isinstance(optimizer, (str, dict)):
-            optimizer = keras.optimizers.get(optimizer)
-        if not isinstance(optimizer, keras.optimizers.Optimizer):
-            raise TypeError(
-                "Argument `optimizer` must be a `keras.optimizers.Optimizer` "
-                "instance, a string identifier or an optimizer config. "
-                f"Received: optimizer={optimizer!r}"
-            )
+        optimizer = _common.get_optimizer(optimizer)
         if "learning_rate" in kwargs:
             raise ValueError(
                 "Argument `learning_rate` is not accepted: the learning rate is the "
@@ -151,17 +144,6 @@ class LookAhead(_compat.WholeStepOptimizer):
                     f"weight shape {tuple(weight.shape)}."
                 )
             variable.assign(weight)
-
-    @property
-    def learning_rate(self):
-        return self.optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.optimizer.learning_rate = learning_rate
-
-    def scale_loss(self, loss):
-        return self.optimizer.scale_loss(super().scale_loss(loss))
 
     def update_all(self, grads, trainable_variables):
         indices = [
