@@ -107,9 +107,11 @@ class InnerOptimizerRate:
     """Mixin of the wrappers that step one inner optimizer, `self.optimizer`.
 
     Its learning rate is the wrapper's: reads and writes (e.g. by Keras's
-    `LearningRateScheduler` or `ReduceLROnPlateau`) go to the inner optimizer, and
-    a loss is scaled by both (the inner one may be a `LossScaleOptimizer`). List it
-    before the `keras.optimizers.Optimizer` base, whose properties it overrides.
+    `LearningRateScheduler` or `ReduceLROnPlateau`) go to the inner optimizer, a
+    loss is scaled by both (the inner one may be a `LossScaleOptimizer`), both
+    finalize the variables (e.g. an inner EMA), and the config holds the inner
+    optimizer instead of a rate. List it before the `keras.optimizers.Optimizer`
+    base, whose members it overrides.
     """
 
     @property
@@ -122,6 +124,17 @@ class InnerOptimizerRate:
 
     def scale_loss(self, loss):
         return self.optimizer.scale_loss(super().scale_loss(loss))
+
+    def finalize_variable_values(self, var_list):
+        super().finalize_variable_values(var_list)
+        self.optimizer.finalize_variable_values(var_list)
+
+    def _wrapper_config(self):
+        """The base config with the inner optimizer in place of a learning rate."""
+        config = super().get_config()
+        config.pop("learning_rate")
+        config["optimizer"] = keras.saving.serialize_keras_object(self.optimizer)
+        return config
 
 
 def get_optimizer(optimizer):

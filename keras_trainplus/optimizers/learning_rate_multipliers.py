@@ -281,16 +281,10 @@ class LearningRateMultipliers(_common.InnerOptimizerRate, keras.optimizers.Optim
         super().set_weights(weights[:own])
         self.optimizer.set_weights(weights[own:])
 
-    def finalize_variable_values(self, var_list):
-        super().finalize_variable_values(var_list)
-        self.optimizer.finalize_variable_values(var_list)
-
     def get_config(self):
-        config = super().get_config()
-        config.pop("learning_rate")
+        config = self._wrapper_config()
         config.update(
             {
-                "optimizer": keras.saving.serialize_keras_object(self.optimizer),
                 "multipliers": [
                     [_multiplier_keys.to_config(key), value]
                     for key, value in self.multipliers

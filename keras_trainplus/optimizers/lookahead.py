@@ -247,16 +247,10 @@ class LookAhead(_common.InnerOptimizerRate, _compat.WholeStepOptimizer):
             variable.assign(ops.copy(ops.convert_to_tensor(slow)))
             slow.assign(fast)
 
-    def finalize_variable_values(self, var_list):
-        super().finalize_variable_values(var_list)
-        self.optimizer.finalize_variable_values(var_list)
-
     def get_config(self):
-        config = super().get_config()
-        config.pop("learning_rate")
+        config = self._wrapper_config()
         config.update(
             {
-                "optimizer": keras.saving.serialize_keras_object(self.optimizer),
                 "sync_period": self.sync_period,
                 "slow_step_size": self.slow_step_size,
             }
