@@ -10,6 +10,7 @@ import keras
 
 from keras_trainplus import _compat
 from keras_trainplus.optimizers import LearningRateMultipliers
+from keras_trainplus.optimizers._common import is_multi_optimizer
 from keras_trainplus.optimizers._common import optimizer_chain
 
 # Relative tolerance on a multiplier, which the optimizer stores in float32.
@@ -45,8 +46,7 @@ def check(model, backbone_variables, multiplier):
     if not training:
         raise _frozen_backbone_error()
     chain = optimizer_chain(model.optimizer)
-    multi_optimizer = getattr(keras.optimizers, "MultiOptimizer", ())
-    if any(isinstance(o, multi_optimizer) for o in chain):
+    if any(is_multi_optimizer(o) for o in chain):
         raise ValueError(
             "FreezeUnfreeze does not support keras.optimizers.MultiOptimizer: "
             "while layers are frozen Keras passes the optimizer only the trainable "

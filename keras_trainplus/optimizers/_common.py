@@ -80,6 +80,12 @@ def _wrapped(optimizer):
     return None
 
 
+def is_multi_optimizer(optimizer):
+    """Whether `optimizer` is a `keras.optimizers.MultiOptimizer` (Keras >= 3.15)."""
+    multi = getattr(keras.optimizers, "MultiOptimizer", None)
+    return multi is not None and isinstance(optimizer, multi)
+
+
 def learning_rate_optimizer(optimizer):
     """The optimizer of `optimizer`'s chain that holds the learning rate.
 
@@ -91,8 +97,7 @@ def learning_rate_optimizer(optimizer):
         ValueError: the chain ends at a `MultiOptimizer`.
     """
     innermost = optimizer_chain(optimizer)[-1]
-    multi = getattr(keras.optimizers, "MultiOptimizer", None)
-    if multi is not None and isinstance(innermost, multi):
+    if is_multi_optimizer(innermost):
         names = ", ".join(type(o).__name__ for o in innermost.optimizers)
         raise ValueError(
             "This needs the optimizer's learning rate, but a "

@@ -124,7 +124,7 @@ class LearningRateMultipliers(_common.InnerOptimizerRate, keras.optimizers.Optim
 
     def __init__(self, optimizer, multipliers, default=1.0, **kwargs):
         optimizer = _common.get_optimizer(optimizer)
-        if isinstance(optimizer, keras.optimizers.MultiOptimizer):
+        if _common.is_multi_optimizer(optimizer):
             raise ValueError(
                 "Argument `optimizer`: a MultiOptimizer already gives each group of "
                 "variables its own optimizer; wrap one optimizer and give the "
