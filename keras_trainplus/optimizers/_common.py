@@ -142,6 +142,16 @@ class InnerOptimizerRate:
         return config
 
 
+def refuse_learning_rate(kwargs):
+    """Refuses `learning_rate`: a wrapper's rate is its inner optimizer's."""
+    if "learning_rate" in kwargs:
+        raise ValueError(
+            "Argument `learning_rate` is not accepted: the learning rate is the "
+            "inner optimizer's; set it there. Received: "
+            f"learning_rate={kwargs['learning_rate']!r}"
+        )
+
+
 def get_optimizer(optimizer):
     """An optimizer instance from an instance, a string identifier or a config."""
     if isinstance(optimizer, (str, dict)):

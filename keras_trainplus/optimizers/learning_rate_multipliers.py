@@ -130,12 +130,7 @@ class LearningRateMultipliers(_common.InnerOptimizerRate, keras.optimizers.Optim
                 "variables its own optimizer; wrap one optimizer and give the "
                 "groups multipliers instead."
             )
-        if "learning_rate" in kwargs:
-            raise ValueError(
-                "Argument `learning_rate` is not accepted: the learning rate is the "
-                "inner optimizer's; set it there. Received: "
-                f"learning_rate={kwargs['learning_rate']!r}"
-            )
+        _common.refuse_learning_rate(kwargs)
         scales_rate = _compat.steps_through_update_step(optimizer)
         _check_base_arguments(optimizer, kwargs, scales_rate)
         super().__init__(learning_rate=0.0, **kwargs)

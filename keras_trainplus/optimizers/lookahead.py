@@ -82,12 +82,7 @@ class LookAhead(_common.InnerOptimizerRate, _compat.WholeStepOptimizer):
 
     def __init__(self, optimizer, sync_period=5, slow_step_size=0.5, **kwargs):
         optimizer = _common.get_optimizer(optimizer)
-        if "learning_rate" in kwargs:
-            raise ValueError(
-                "Argument `learning_rate` is not accepted: the learning rate is the "
-                "inner optimizer's; set it there. Received: "
-                f"learning_rate={kwargs['learning_rate']!r}"
-            )
+        _common.refuse_learning_rate(kwargs)
         super().__init__(learning_rate=0.0, **kwargs)
         self.optimizer = optimizer
         self.sync_period = _validation.check_number(
